@@ -100,7 +100,8 @@ func (d Desired) PortNames() map[string]bool {
 	return s
 }
 
-// Validate checks d as a whole: unique, valid port names; one tunnel per
+// Validate checks d as a whole: unique, valid port names; unicast port
+// MACs, unique within a VLAN; one tunnel per
 // remote site with a valid address and its TunnelPortName; VLANs 1-4094;
 // every flow valid, referring only to d's ports, cookie owned by musubi with
 // d's generation, and no two flows with the same identity (Flow.Key).
@@ -130,7 +131,11 @@ func (d Desired) Validate() error {
 		}
 		names[t.PortName] = true
 	}
-	macs := map[MAC]string{}
+	type vlanMAC struct {
+		vlan uint16
+		mac  MAC
+	}
+	macs := map[vlanMAC]string{}
 	for _, p := range d.Ports {
 		if !validPortName(p.Name) {
 			return fmt.Errorf("%w: port name %q (1-%d bytes, no '/', ':', quotes or spaces)", ErrInvalid, p.Name, MaxPortName)
@@ -148,10 +153,10 @@ func (d Desired) Validate() error {
 		if p.MAC.IsZero() || p.MAC.IsMulticast() {
 			return fmt.Errorf("%w: port %q: MAC %s is not a unicast address", ErrInvalid, p.Name, p.MAC)
 		}
-		if other, ok := macs[p.MAC]; ok {
-			return fmt.Errorf("%w: ports %q and %q share MAC %s", ErrInvalid, other, p.Name, p.MAC)
+		if other, ok := macs[vlanMAC{p.VLAN, p.MAC}]; ok {
+			return fmt.Errorf("%w: ports %q and %q share MAC %s on VLAN %d", ErrInvalid, other, p.Name, p.MAC, p.VLAN)
 		}
-		macs[p.MAC] = p.Name
+		macs[vlanMAC{p.VLAN, p.MAC}] = p.Name
 		if p.IP.IsValid() && !p.IP.Is4() {
 			return fmt.Errorf("%w: port %q: IP %v is not IPv4", ErrInvalid, p.Name, p.IP)
 		}

@@ -135,3 +135,62 @@ port "vm1": vc=a tag=10 mac=02:00:00:00:01:01 ip=10.0.0.1
 		t.Errorf("dump:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+func TestTrace(t *testing.T) {
+	d := validDesired()
+	d.Flows = append(d.Flows,
+		Flow{Table: 0, Priority: 100, Cookie: NewCookie(0, 3), Match: Match{InPort: "gre-s2"}, Actions: []Action{GotoTable(1)}},
+		Flow{Table: 1, Priority: 100, Cookie: NewCookie(10, 3), Match: Match{VLAN: 10, EthDst: MustParseMAC("02:00:00:00:02:01")}, Actions: []Action{Output("gre-s2")}},
+	)
+	vm1 := MustParseMAC("02:00:00:00:01:01")
+	vm2 := MustParseMAC("02:00:00:00:02:01")
+	// Local node to remote MAC: tagged onto the tunnel.
+	out := Trace(d.Flows, "vm1", Frame{EthSrc: vm1, EthDst: vm2, EthType: EthTypeIPv4})
+	if len(out) != 1 || out[0].Port != "gre-s2" || len(out[0].Frame.VLANs) != 1 || out[0].Frame.VLANs[0] != 10 {
+		t.Errorf("vm1->vm2: %+v", out)
+	}
+	// Tagged frame from the tunnel to the local node: untagged onto vm1.
+	out = Trace(d.Flows, "gre-s2", Frame{EthSrc: vm2, EthDst: vm1, VLANs: []uint16{10}, EthType: EthTypeIPv4})
+	if len(out) != 1 || out[0].Port != "vm1" || len(out[0].Frame.VLANs) != 0 {
+		t.Errorf("tunnel->vm1: %+v", out)
+	}
+	// Wrong VLAN from the tunnel: dropped.
+	if out = Trace(d.Flows, "gre-s2", Frame{EthDst: vm1, VLANs: []uint16{11}}); len(out) != 0 {
+		t.Errorf("vlan 11 delivered: %+v", out)
+	}
+	// A tagged frame from a VC port is dropped (no VLAN hopping).
+	if out = Trace(d.Flows, "vm1", Frame{EthDst: vm2, VLANs: []uint16{10}}); len(out) != 0 {
+		t.Errorf("tagged frame from access port forwarded: %+v", out)
+	}
+	// Never back out of the ingress port.
+	if out = Trace(d.Flows, "gre-s2", Frame{EthDst: vm2, VLANs: []uint16{10}}); len(out) != 0 {
+		t.Errorf("hairpin: %+v", out)
+	}
+}
+
+func TestTraceARPReply(t *testing.T) {
+	d := validDesired()
+	d.Flows = append(d.Flows, Flow{Table: 0, Priority: 300, Cookie: NewCookie(10, 3),
+		Match:   Match{InPort: "vm1", VLAN: VLANUntagged, EthType: EthTypeARP, ARPOp: ARPRequest},
+		Actions: []Action{PushVLAN(10), GotoTable(2)}})
+	asker := MustParseMAC("02:00:00:00:01:99")
+	req := Frame{EthSrc: asker, EthDst: BroadcastMAC, EthType: EthTypeARP, ARPOp: ARPRequest,
+		ARPSHA: asker, ARPSPA: netip.MustParseAddr("10.0.0.99"), ARPTPA: netip.MustParseAddr("10.0.0.1")}
+	out := Trace(d.Flows, "vm1", req)
+	if len(out) != 1 || out[0].Port != "vm1" {
+		t.Fatalf("ARP: %+v", out)
+	}
+	r := out[0].Frame
+	want := Frame{EthSrc: MustParseMAC("02:00:00:00:01:01"), EthDst: asker, EthType: EthTypeARP, ARPOp: ARPReply,
+		ARPSHA: MustParseMAC("02:00:00:00:01:01"), ARPTHA: asker,
+		ARPSPA: netip.MustParseAddr("10.0.0.1"), ARPTPA: netip.MustParseAddr("10.0.0.99")}
+	if len(r.VLANs) != 0 || r.EthSrc != want.EthSrc || r.EthDst != want.EthDst || r.ARPOp != want.ARPOp ||
+		r.ARPSHA != want.ARPSHA || r.ARPTHA != want.ARPTHA || r.ARPSPA != want.ARPSPA || r.ARPTPA != want.ARPTPA {
+		t.Errorf("reply %+v\nwant  %+v", r, want)
+	}
+	// Unknown target: no reply.
+	req.ARPTPA = netip.MustParseAddr("10.0.0.77")
+	if out := Trace(d.Flows, "vm1", req); len(out) != 0 {
+		t.Errorf("reply for unknown address: %+v", out)
+	}
+}
