@@ -73,9 +73,11 @@ func TunnelPortName(remoteSite string) string {
 	return fmt.Sprintf("gre-%s-%05x", remoteSite[:5], h.Sum32()&0xfffff)
 }
 
-// validPortName: 1-15 bytes, printable ASCII, no '/', ':' or whitespace
-// (Linux dev_valid_name plus OVS's ':' restriction), not "." or "..".
-func validPortName(n string) bool {
+// ValidPortName reports whether n may name a port: 1-15 bytes of printable
+// ASCII without '/', ':', quotes, backslash or spaces (Linux
+// dev_valid_name, plus characters that OVS or its tools treat specially),
+// and not "." or "..".
+func ValidPortName(n string) bool {
 	if n == "" || len(n) > MaxPortName || n == "." || n == ".." {
 		return false
 	}
@@ -137,7 +139,7 @@ func (d Desired) Validate() error {
 	}
 	macs := map[vlanMAC]string{}
 	for _, p := range d.Ports {
-		if !validPortName(p.Name) {
+		if !ValidPortName(p.Name) {
 			return fmt.Errorf("%w: port name %q (1-%d bytes, no '/', ':', quotes or spaces)", ErrInvalid, p.Name, MaxPortName)
 		}
 		if names[p.Name] {
