@@ -17,7 +17,9 @@ import "context"
 //     changes nothing). New and changed flows are installed first, then
 //     owned flows not in d (stale generations, removed entries) are
 //     deleted, so forwarding never passes through an empty table. Flows
-//     with foreign cookies are never modified or deleted.
+//     with foreign cookies are never modified or deleted, except that a
+//     desired flow replaces a foreign one with the same identity (OpenFlow
+//     keeps one flow per table, priority and match).
 //   - Apply is idempotent and may be retried after any error; a failed Apply
 //     may leave a partial state that the next successful Apply completes.
 //
