@@ -1,0 +1,156 @@
+//go:build linux
+
+package executor
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// asUser runs fn on a dedicated OS thread whose current directory is private
+// (unshare CLONE_FS) and, when cred is not nil, whose file-system identity
+// (fsuid, fsgid, supplementary groups) is cred's, so that every path fn
+// opens is checked with the job user's permissions and files it creates
+// belong to the user. Linux keeps these credentials per thread; the thread
+// is never unlocked and therefore exits with the goroutine, and the Go
+// runtime creates no other thread from a locked one, so nothing else ever
+// runs with them. asUser waits for fn.
+func asUser(cred *syscall.Credential, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		// No UnlockOSThread: the thread is discarded when this goroutine ends.
+		errc <- func() error {
+			if err := syscall.Unshare(syscall.CLONE_FS); err != nil {
+				return fmt.Errorf("unshare(CLONE_FS): %w", err)
+			}
+			if cred != nil {
+				if err := setThreadFSCred(cred); err != nil {
+					return err
+				}
+			}
+			return fn()
+		}()
+	}()
+	return <-errc
+}
+
+// setThreadFSCred sets the calling thread's supplementary groups, fsgid and
+// fsuid (raw system calls: the libc and Go wrappers apply them to every
+// thread of the process).
+func setThreadFSCred(cred *syscall.Credential) error {
+	groups := cred.Groups
+	var p unsafe.Pointer
+	if len(groups) > 0 {
+		p = unsafe.Pointer(&groups[0])
+	}
+	if _, _, e := syscall.RawSyscall(sysSetgroups, uintptr(len(groups)), uintptr(p), 0); e != 0 {
+		return fmt.Errorf("setgroups: %w", e)
+	}
+	syscall.RawSyscall(sysSetfsgid, uintptr(cred.Gid), 0, 0)
+	// setfsgid/setfsuid return the previous id and no error: call again to
+	// read back the current one.
+	if cur, _, _ := syscall.RawSyscall(sysSetfsgid, uintptr(cred.Gid), 0, 0); uint32(cur) != cred.Gid {
+		return fmt.Errorf("setfsgid(%d) failed", cred.Gid)
+	}
+	syscall.RawSyscall(sysSetfsuid, uintptr(cred.Uid), 0, 0)
+	if cur, _, _ := syscall.RawSyscall(sysSetfsuid, uintptr(cred.Uid), 0, 0); uint32(cur) != cred.Uid {
+		return fmt.Errorf("setfsuid(%d) failed", cred.Uid)
+	}
+	return nil
+}
+
+const (
+	pPID    = 1         // waitid idtype P_PID
+	wEXITED = 0x4       // waitid WEXITED
+	wNOWAIT = 0x1000000 // waitid WNOWAIT
+)
+
+// waitExit blocks until the child pid has exited, without reaping it: its
+// pid (and process group id) stays reserved, so the group can still be
+// killed safely.
+func waitExit(pid int) error {
+	var info [128]byte // siginfo_t
+	for {
+		_, _, e := syscall.Syscall6(syscall.SYS_WAITID, pPID, uintptr(pid),
+			uintptr(unsafe.Pointer(&info[0])), wEXITED|wNOWAIT, 0, 0)
+		switch e {
+		case 0:
+			return nil
+		case syscall.EINTR:
+			continue
+		default:
+			return fmt.Errorf("waitid(%d): %w", pid, e)
+		}
+	}
+}
+
+// killGroup sends sig to the process group pgid; a group that no longer
+// exists is not an error.
+func killGroup(pgid int, sig syscall.Signal) error {
+	if pgid <= 1 {
+		return fmt.Errorf("refusing to signal process group %d", pgid)
+	}
+	if err := syscall.Kill(-pgid, sig); err != nil && err != syscall.ESRCH {
+		return fmt.Errorf("kill(-%d, %s): %w", pgid, signalName(sig), err)
+	}
+	return nil
+}
+
+// groupMembers lists the processes of process group pgid that are not
+// zombies, from /proc.
+func groupMembers(pgid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range ents {
+		name := e.Name()
+		if name == "" || name[0] < '0' || name[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + name + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// "pid (comm) state ppid pgrp ...": comm may contain anything.
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
+			continue
+		}
+		if g, err := strconv.Atoi(f[2]); err == nil && g == pgid {
+			if pid, err := strconv.Atoi(name); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+// waitGroupGone waits until no live process is left in process group pgid
+// (they have been sent SIGKILL, which takes effect when each is next
+// scheduled), up to timeout. It returns the processes still alive then.
+func waitGroupGone(pgid int, timeout time.Duration) []int {
+	deadline := time.Now().Add(timeout)
+	pause := time.Millisecond
+	for {
+		left := groupMembers(pgid)
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 20*time.Millisecond)
+	}
+}
