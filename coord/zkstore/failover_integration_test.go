@@ -309,3 +309,65 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 	waitFor(t, ctx, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+// TestQuorumLossBackoff kills two of three servers at once, checks that
+// calls fail fast with ErrUnavailable during the outage, restarts one and
+// measures how soon after the ensemble serves again the Store resumes its
+// session: with a 20 ms ReconnectBackoff it must be well under the
+// library's fixed 1 s sleep.
+func TestQuorumLossBackoff(t *testing.T) {
+	e := zktest.StartT(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	leader, err := e.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	survivor := leader%3 + 1
+	other := survivor%3 + 1
+	if other == leader {
+		other = other%3 + 1
+	}
+	s, _ := openTest(t, e, Config{LocalServer: e.Addr(survivor), ReconnectBackoff: 20 * time.Millisecond})
+	sid := s.SessionID()
+	events := make(chan coord.SessionEvent, 64)
+	defer s.OnSession(func(ev coord.SessionEvent) { events <- ev })()
+
+	for _, id := range []int{leader, other} {
+		if err := e.Kill(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitEvent(t, events, coord.StateDisconnected)
+	waitFor(t, ctx, "unavailable", func() bool {
+		_, _, err := s.Get(ctx, "/")
+		return errors.Is(err, coord.ErrUnavailable)
+	})
+	t0 := time.Now()
+	_, _, err = s.Get(ctx, "/")
+	if d := time.Since(t0); !errors.Is(err, coord.ErrUnavailable) || d > 100*time.Millisecond {
+		t.Fatalf("Get during the outage: %v after %v, want ErrUnavailable at once", err, d)
+	}
+	restart := time.Now()
+	if err := e.Start(other); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.WaitServing(ctx, survivor, other); err != nil {
+		t.Fatal(err)
+	}
+	serving := time.Now()
+	ev := waitEvent(t, events, coord.StateConnected)
+	connected := time.Now()
+	if ev.SessionID != sid {
+		t.Fatalf("session %#x after the outage, want %#x (a new leader resets session clocks)", ev.SessionID, sid)
+	}
+	d := connected.Sub(serving) // <= 0: the Store was back before the 25 ms srvr poll saw it
+	t.Logf("server %d restarted; ensemble serving after %v; session %#x resumed on %s after %v (%v after srvr said serving)",
+		other, serving.Sub(restart).Round(time.Millisecond), sid, ev.Server, connected.Sub(restart).Round(time.Millisecond), d.Round(time.Millisecond))
+	if d > 600*time.Millisecond {
+		t.Errorf("session resumed %v after the ensemble served again", d)
+	}
+	if _, _, err := s.Get(ctx, "/"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -278,7 +278,8 @@ func start(ctx context.Context, opts Options, java, cp string) (_ *Ensemble, err
 // StartT starts an ensemble of n servers for a test and stops it in
 // t.Cleanup. It skips the test when ZooKeeper is not installed and fails it
 // when the ensemble does not come up within 2 minutes. When the test fails,
-// the tail of every server's log is written to the test log.
+// the tail of every server's log is written to the test log. Set
+// MUSUBI_ZKTEST_KEEP=1 to keep the ensemble's files.
 func StartT(t testing.TB, n int) *Ensemble {
 	t.Helper()
 	if err := Available(); err != nil {
@@ -286,7 +287,7 @@ func StartT(t testing.TB, n int) *Ensemble {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	e, err := Start(ctx, Options{Servers: n, Logf: t.Logf})
+	e, err := Start(ctx, Options{Servers: n, Logf: t.Logf, Keep: os.Getenv("MUSUBI_ZKTEST_KEEP") != ""})
 	if err != nil {
 		t.Fatalf("start ZooKeeper ensemble: %v", err)
 	}
