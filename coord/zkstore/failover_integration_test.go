@@ -184,7 +184,11 @@ func TestLeaderKillSequentialWriters(t *testing.T) {
 	t.Logf("leader %d killed; new leader %d elected in %v; longest write gap after the kill %v", killed, newLeader, election.Round(time.Millisecond), outage.Round(time.Millisecond))
 	t.Logf("%d ids written by %d writers in %v, %d children; acked first time %d, unknown outcome %d (landed %d, not landed and rewritten %d), unavailable retries %d",
 		total, writers, runFor, len(kids), sum.acked, sum.lost, sum.lostLanded, sum.lostRetried, sum.unavailable)
-	if outage > 10*time.Second {
+	// Liveness only: elections normally take 0.3-1 s here, but once in
+	// about 25 runs on the loaded 2-core host one took 10.7 s (leader
+	// election notification timeouts double from 200 ms), so the bound is
+	// loose.
+	if outage > 30*time.Second {
 		t.Errorf("writes stalled %v after the leader kill", outage)
 	}
 }
