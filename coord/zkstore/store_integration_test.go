@@ -445,3 +445,35 @@ func TestOpenFails(t *testing.T) {
 		t.Fatalf("Open on a closed port: %v", err)
 	}
 }
+
+// TestWatchNeedsReadPermission pins a ZooKeeper 3.8 behaviour the contract
+// suite does not cover: a session may set a watch on a node it cannot read
+// (Exists needs no permission), but the watch never fires for it.
+func TestWatchNeedsReadPermission(t *testing.T) {
+	e := sharedEnsemble(t)
+	ctx := ctxT(t)
+	root := uniqueRoot(t)
+	alice := coord.Credential{User: "alice", Password: "pw"}
+	owner, _ := openTest(t, e, Config{Root: root, DefaultACL: coord.WorldACL(coord.PermAll), Credentials: []coord.Credential{alice}})
+	anon, _ := openTest(t, e, Config{Root: root})
+	if _, err := owner.Create(ctx, "/secret", nil, coord.Persistent, []coord.ACL{coord.DigestACL(coord.PermAll, alice)}); err != nil {
+		t.Fatal(err)
+	}
+	ok, _, hidden, err := anon.ExistsW(ctx, "/secret")
+	if err != nil || !ok {
+		t.Fatalf("ExistsW without permission: %v %v", ok, err)
+	}
+	_, _, parent, err := anon.ChildrenW(ctx, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := owner.Delete(ctx, "/secret", coord.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	expectEvent(t, parent, coord.Event{Type: coord.EventChildrenChanged, Path: "/"})
+	select {
+	case ev := <-hidden:
+		t.Fatalf("watch without read permission fired: %+v (ZooKeeper changed?)", ev)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
