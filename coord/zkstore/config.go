@@ -42,7 +42,10 @@ type Config struct {
 	// Optional; it need not be repeated in Servers.
 	LocalServer string
 	// Root is the chroot, e.g. coord.FederationRoot("demo"). Open creates it
-	// and its missing ancestors (with DefaultACL). All paths are relative to
+	// and its missing ancestors with DefaultACL, so the first session to
+	// open a new root decides who may use it: create a federation's root
+	// deliberately (with the federation credential) before peers and
+	// agents with other credentials connect. All paths are relative to
 	// it: paths returned by Create and carried by events come back without
 	// it. Empty or "/" means no chroot.
 	Root string
@@ -60,7 +63,10 @@ type Config struct {
 	// Give it explicitly to share nodes with more identities.
 	DefaultACL []coord.ACL
 	// ReconnectBackoff is the pause after a full unsuccessful pass over
-	// the servers (default 100ms; the library's own is a fixed 1 s).
+	// the servers (default 100ms; the library's own is a fixed 1 s). While
+	// every server fails, new calls fail at once with coord.ErrUnavailable;
+	// a request that was queued just before the outage fails with it after
+	// at most SessionTimeout/2 (the library then pauses 1 s once).
 	ReconnectBackoff time.Duration
 	// Logger receives session changes (info) and the ZooKeeper client's
 	// own messages (debug). Nil discards.
