@@ -112,7 +112,13 @@ type Cluster struct {
 	Hosts []string
 	// Projects are the defined projects; every -P naming another is rejected.
 	Projects []string
+	// MaxArrayTasks is max_aj_tasks, the largest array job accepted (0:
+	// DefaultMaxArrayTasks; negative: no limit).
+	MaxArrayTasks int
 }
+
+// DefaultMaxArrayTasks is Grid Engine's default max_aj_tasks.
+const DefaultMaxArrayTasks = 75000
 
 func (c Cluster) complexes() []Complex {
 	if c.Complexes == nil {
@@ -174,6 +180,13 @@ func (c Cluster) Validate(spec *JobSpec) error {
 				return rejectErr(fmt.Sprintf("job rejected: %d is an invalid task id", id))
 			}
 		}
+		limit := c.MaxArrayTasks
+		if limit == 0 {
+			limit = DefaultMaxArrayTasks
+		}
+		if limit > 0 && spec.Array.Count() > limit {
+			return rejectErr(fmt.Sprintf("job rejected: You try to submit a job with more than %d tasks", limit))
+		}
 	}
 	hard, err := c.checkRequests(spec.Resources.Hard)
 	if err != nil {
@@ -188,17 +201,17 @@ func (c Cluster) Validate(spec *JobSpec) error {
 		return err
 	}
 	if spec.PE != nil && !matchAny(spec.PE.Name, orDefault(c.PEs, DefaultPEs)) {
-		return rejectErr(fmt.Sprintf("job rejected: the requested parallel environment %q does not exist", spec.PE.Name))
+		return rejectErr(fmt.Sprintf("job rejected: the requested parallel environment \"%s\" does not exist", spec.PE.Name))
 	}
 	for _, list := range [][]string{spec.Queues, spec.SoftQueues, spec.MasterQueues} {
 		for _, q := range list {
 			if !c.queueExists(q) {
-				return rejectErr(fmt.Sprintf("Job was rejected because job requests unknown queue %q", q))
+				return rejectErr(fmt.Sprintf("Job was rejected because job requests unknown queue \"%s\"", q))
 			}
 		}
 	}
 	if spec.Project != "" && !matchAny(spec.Project, c.Projects) {
-		return rejectErr(fmt.Sprintf("job rejected: the requested project %q does not exist", spec.Project))
+		return rejectErr(fmt.Sprintf("job rejected: the requested project \"%s\" does not exist", spec.Project))
 	}
 	return nil
 }
@@ -222,15 +235,15 @@ func (c Cluster) checkRequests(reqs []Request) ([]Request, error) {
 	for _, r := range reqs {
 		cx, ok := c.Complex(r.Name)
 		if !ok {
-			return nil, rejectErr(fmt.Sprintf("unknown resource %q", r.Name))
+			return nil, rejectErr(fmt.Sprintf("unknown resource \"%s\"", r.Name))
 		}
 		if !cx.Requestable {
-			return nil, rejectErr(fmt.Sprintf("resource %q configured as non requestable", cx.Name))
+			return nil, rejectErr(fmt.Sprintf("resource \"%s\" configured as non requestable", cx.Name))
 		}
 		value := r.Value
 		if value == "" {
 			if cx.Type != TypeBool {
-				return nil, rejectErr(fmt.Sprintf("denied: missing value for request %q", cx.Name))
+				return nil, rejectErr(fmt.Sprintf("denied: missing value for request \"%s\"", cx.Name))
 			}
 			value = "TRUE"
 		}
@@ -238,32 +251,32 @@ func (c Cluster) checkRequests(reqs []Request) ([]Request, error) {
 		case TypeTime:
 			d, inf, err := ParseTime(value)
 			if err != nil {
-				return nil, rejectErr(fmt.Sprintf("attribute %q is not a time value", cx.Name))
+				return nil, rejectErr(fmt.Sprintf("attribute \"%s\" is not a time value", cx.Name))
 			}
 			if !inf {
 				value = strconv.FormatInt(int64(d/time.Second), 10)
 			}
 		case TypeMemory:
 			if _, _, err := ParseMemory(value); err != nil {
-				return nil, rejectErr(fmt.Sprintf("attribute %q is not a memory value", cx.Name))
+				return nil, rejectErr(fmt.Sprintf("attribute \"%s\" is not a memory value", cx.Name))
 			}
 		case TypeInt:
 			if v, _, ok := parseNumValue(value); !ok || v != math.Trunc(v) {
-				return nil, rejectErr(fmt.Sprintf("attribute %q is not an integer value", cx.Name))
+				return nil, rejectErr(fmt.Sprintf("attribute \"%s\" is not an integer value", cx.Name))
 			}
 		case TypeDouble:
 			if _, _, ok := parseNumValue(value); !ok {
-				return nil, rejectErr(fmt.Sprintf("attribute %q is not a double value", cx.Name))
+				return nil, rejectErr(fmt.Sprintf("attribute \"%s\" is not a double value", cx.Name))
 			}
 		case TypeBool:
 			switch strings.ToLower(value) {
 			case "true", "false", "1", "0", "t", "f", "y", "n", "yes", "no":
 			default:
-				return nil, rejectErr(fmt.Sprintf("attribute %q is not a boolean value", cx.Name))
+				return nil, rejectErr(fmt.Sprintf("attribute \"%s\" is not a boolean value", cx.Name))
 			}
 		case TypeHost:
 			if c.Hosts != nil && !strings.ContainsAny(value, "*?[") && !matchAny(value, c.Hosts) {
-				return nil, rejectErr(fmt.Sprintf("can't resolve hostname %q", value))
+				return nil, rejectErr(fmt.Sprintf("can't resolve hostname \"%s\"", value))
 			}
 		}
 		q := Request{Name: cx.Name, Value: value}
@@ -290,7 +303,7 @@ func fillLimits(r *Resources) error {
 		case "h_rt", "s_rt", "h_cpu":
 			d, inf, err := ParseTime(q.Value)
 			if err != nil {
-				return rejectErr(fmt.Sprintf("attribute %q is not a time value", q.Name))
+				return rejectErr(fmt.Sprintf("attribute \"%s\" is not a time value", q.Name))
 			}
 			if inf {
 				d = 0
@@ -306,7 +319,7 @@ func fillLimits(r *Resources) error {
 		case "h_vmem", "s_vmem", "mem_free":
 			b, inf, err := ParseMemory(q.Value)
 			if err != nil {
-				return rejectErr(fmt.Sprintf("attribute %q is not a memory value", q.Name))
+				return rejectErr(fmt.Sprintf("attribute \"%s\" is not a memory value", q.Name))
 			}
 			if inf {
 				b = 0
@@ -342,7 +355,7 @@ func VerifyJobName(name string) error {
 		return rejectErr("empty string argument to -N option invalid")
 	}
 	if name[0] >= '0' && name[0] <= '9' {
-		return rejectErr(fmt.Sprintf("denied: %q is not a valid object name (cannot start with a digit)", name))
+		return rejectErr(fmt.Sprintf("denied: \"%s\" is not a valid object name (cannot start with a digit)", name))
 	}
 	for _, k := range keyChars {
 		if strings.IndexByte(name, k.c) >= 0 {
@@ -354,7 +367,7 @@ func VerifyJobName(name string) error {
 	}
 	for _, kw := range []string{"NONE", "ALL", "TEMPLATE"} {
 		if strings.EqualFold(name, kw) {
-			return rejectErr(fmt.Sprintf("Keyword (%q) not allowed as objectname", name))
+			return rejectErr(fmt.Sprintf("Keyword (\"%s\") not allowed as objectname", name))
 		}
 	}
 	if strings.ContainsAny(name, " \v\f") {

@@ -70,7 +70,7 @@ func ParseQstat(args []string, user string) (QstatOptions, error) {
 			return args[i], nil
 		}
 		bad := func(v string) error {
-			return usageTextErr("qstat", fmt.Sprintf("invalid option argument %q", v))
+			return usageTextErr("qstat", fmt.Sprintf("invalid option argument \"%s\"", v))
 		}
 		var v string
 		var err error
@@ -304,7 +304,7 @@ func ParseQdel(args []string) (QdelOptions, error) {
 				return o, err
 			}
 		default:
-			return o, usageTextErr("qdel", fmt.Sprintf("invalid option argument %q", a))
+			return o, usageTextErr("qdel", fmt.Sprintf("invalid option argument \"%s\"", a))
 		}
 	}
 	if !o.Help && len(o.Jobs) == 0 && len(o.Users) == 0 {
@@ -336,7 +336,7 @@ func ParseQhold(cmd string, args []string) (QholdOptions, error) {
 			}
 			i++
 			if !validHoldList(args[i], false) {
-				return o, usageTextErr(cmd, fmt.Sprintf("ERROR! Unknown hold list %q specified to -h option", args[i]))
+				return o, usageTextErr(cmd, fmt.Sprintf("ERROR! Unknown hold list \"%s\" specified to -h option", args[i]))
 			}
 			o.Holds = args[i]
 		case a == "-u":
@@ -350,7 +350,7 @@ func ParseQhold(cmd string, args []string) (QholdOptions, error) {
 				return o, err
 			}
 		default:
-			return o, usageTextErr(cmd, fmt.Sprintf("invalid option argument %q", a))
+			return o, usageTextErr(cmd, fmt.Sprintf("invalid option argument \"%s\"", a))
 		}
 	}
 	if o.Holds == "" {
@@ -365,14 +365,19 @@ func ParseQhold(cmd string, args []string) (QholdOptions, error) {
 // QhostOptions are the options of qhost.
 type QhostOptions struct {
 	Help bool
-	// Resources is -F (FullResources set), Hosts is -h, Jobs -j, Queues -q.
-	FullResources  bool
-	ResourceNames  []string
-	Hosts          []string
-	Jobs, Queues   bool
-	Requests       []Request
+	// FullResources is -F, ResourceNames its optional attribute list.
+	FullResources bool
+	ResourceNames []string
+	// Hosts is -h: show only these hosts.
+	Hosts []string
+	// Jobs is -j (jobs under each host), Queues -q (queues under each host).
+	Jobs, Queues bool
+	// Requests is -l: show only hosts offering these resources.
+	Requests []Request
+	// NoBinding is -ncb, XML -xml.
 	NoBinding, XML bool
-	Users          []string
+	// Users is -u: show only these users' jobs.
+	Users []string
 }
 
 // ParseQhost parses qhost's arguments.
@@ -413,7 +418,7 @@ func ParseQhost(args []string) (QhostOptions, error) {
 			}
 			reqs, ok := parseResourceList(v)
 			if !ok {
-				return o, usageTextErr("qhost", fmt.Sprintf("invalid option argument %q", v))
+				return o, usageTextErr("qhost", fmt.Sprintf("invalid option argument \"%s\"", v))
 			}
 			o.Requests = append(o.Requests, reqs...)
 		case "-ncb":
@@ -427,7 +432,7 @@ func ParseQhost(args []string) (QhostOptions, error) {
 		case "-xml":
 			o.XML = true
 		default:
-			return o, usageTextErr("qhost", fmt.Sprintf("invalid option argument %q", a))
+			return o, usageTextErr("qhost", fmt.Sprintf("invalid option argument \"%s\"", a))
 		}
 	}
 	return o, nil
@@ -506,7 +511,7 @@ func ParseQacct(args []string) (QacctOptions, error) {
 			i++
 			r, err := ParseTaskRange(args[i])
 			if err != nil {
-				return o, usageTextErr("qacct", fmt.Sprintf("ERROR! invalid list of task id ranges %q", args[i]))
+				return o, usageTextErr("qacct", fmt.Sprintf("ERROR! invalid list of task id ranges \"%s\"", args[i]))
 			}
 			o.Tasks = &r
 		case "-d", "-b", "-e", "-f", "-A", "-l":
@@ -588,7 +593,7 @@ func ParseQalter(args []string, sub Submitter) (*QalterRequest, error) {
 			for _, id := range o.list {
 				refs, err := parseJobTask("qalter", id)
 				if err != nil {
-					return nil, usageErr("qalter", statusESyntax, fmt.Sprintf("Wrong job id list format %q specified", o.arg))
+					return nil, usageErr("qalter", statusESyntax, fmt.Sprintf("Wrong job id list format \"%s\" specified", o.arg))
 				}
 				req.Jobs = append(req.Jobs, refs...)
 			}

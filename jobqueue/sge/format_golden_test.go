@@ -368,3 +368,20 @@ func TestQhostGolden(t *testing.T) {
 		})
 	}
 }
+
+func TestQstatExtGolden(t *testing.T) {
+	views := labViews()
+	for i := range views {
+		v := &views[i]
+		if v.Priority > 0 {
+			v.NTickets = 0.5
+		}
+		if v.ID == 17119 {
+			v.Usage = &JobUsage{IO: 0.00005}
+		}
+	}
+	got := qstatOutput(t, []string{"-ext"}, QstatView{Jobs: views})
+	if want := transcriptOutput(t, "qstat_misc.txt", "qstat -ext"); got != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -26,9 +26,9 @@ func SubmittedMessage(id int64, spec *JobSpec) string {
 		return ids
 	}
 	if spec.Array != nil {
-		return fmt.Sprintf("Your job-array %s (%q) has been submitted", ids, spec.Name)
+		return fmt.Sprintf("Your job-array %s (\"%s\") has been submitted", ids, spec.Name)
 	}
-	return fmt.Sprintf("Your job %s (%q) has been submitted", ids, spec.Name)
+	return fmt.Sprintf("Your job %s (\"%s\") has been submitted", ids, spec.Name)
 }
 
 // WriteSubmitted writes qsub's stdout line for a submitted job.
@@ -165,7 +165,7 @@ func DeleteMessage(r DeleteResult) string {
 		if ref == "" {
 			ref = strconv.FormatInt(r.Job, 10)
 		}
-		return fmt.Sprintf("denied: job %q does not exist", ref)
+		return fmt.Sprintf("denied: job \"%s\" does not exist", ref)
 	}
 }
 
@@ -186,7 +186,7 @@ func WriteDeleteResults(w io.Writer, results []DeleteResult) (int, error) {
 // UnknownJobMessage is the answer of qhold, qrls and qalter for a job id
 // that does not exist (exit status 1).
 func UnknownJobMessage(ref string) string {
-	return fmt.Sprintf("denied: job %q does not exist", ref)
+	return fmt.Sprintf("denied: job \"%s\" does not exist", ref)
 }
 
 // ModifiedMessage is the line qhold, qrls and qalter print for a changed

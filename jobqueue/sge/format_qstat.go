@@ -45,11 +45,15 @@ func WriteQstat(w io.Writer, v QstatView, o QstatOptions) error {
 	case o.Full:
 		writeQstatFull(out, v, jobs, o)
 	default:
+		header, row := qstatHeader, jobRow
+		if o.Ext {
+			header, row = qstatExtHeader, extJobRow
+		}
 		if len(jobs) > 0 {
-			out.line(qstatHeader)
-			out.line(strings.Repeat("-", len(qstatHeader)-1))
+			out.line(header)
+			out.line(strings.Repeat("-", len(header)-1))
 			for _, j := range jobs {
-				out.line(jobRow(j, v.Location, true))
+				out.line(row(j, v.Location, true))
 				if o.ShowRequests {
 					writeRequests(out, j)
 				}
@@ -105,6 +109,37 @@ func jobRow(j JobView, loc *time.Location, withQueue bool) string {
 		b.WriteString(j.Tasks)
 	}
 	return b.String()
+}
+
+const qstatExtHeader = "job-ID  prior   ntckts  name       user         project          department state cpu        mem     io      tckts ovrts otckt ftckt stckt share queue                          slots ja-task-ID "
+
+// extJobRow formats one row of qstat -ext.
+func extJobRow(j JobView, _ *time.Location, _ bool) string {
+	project, dept := j.Project, j.Department
+	if project == "" {
+		project = "NA"
+	}
+	if dept == "" {
+		dept = "defaultdepartment"
+	}
+	usage := strings.Repeat(" ", 26)
+	if !j.Pending() {
+		usage = left("NA", 10) + " " + left("NA", 7) + " " + left("NA", 7)
+		if u := j.Usage; u != nil {
+			secs := int64(u.CPU / time.Second)
+			cpu := fmt.Sprintf("%d:%02d:%02d:%02d", secs/86400, secs/3600%24, secs/60%60, secs%60)
+			usage = left(cpu, 10) + " " + fmt.Sprintf("%7.5f %7.5f", u.Mem, u.IO)
+		}
+	}
+	tasks := "       "
+	if j.Tasks != "" {
+		tasks = j.Tasks
+	}
+	return right(strconv.FormatInt(j.ID, 10), 7) + " " + fmt.Sprintf("%7.5f %7.5f", j.Priority, j.NTickets) + " " +
+		fixed(j.Name, 10) + " " + fixed(j.Owner, 12) + " " + fixed(project, 16) + " " + fixed(dept, 10) + " " +
+		left(j.State, 5) + " " + usage + " " +
+		fmt.Sprintf("%5d %5d %5d %5d %5d %-5.2f", j.Tickets, j.OverrideTickets, j.OTickets, j.FTickets, j.STickets, j.Share) +
+		" " + left(j.Queue, 30) + " " + right(strconv.Itoa(j.Slots), 5) + " " + tasks
 }
 
 // writeRequests writes the lines qstat -r adds under a job row.

@@ -21,8 +21,17 @@ const (
 func WriteJobDetails(w io.Writer, jobs []JobDetail, loc *time.Location) error {
 	out := newWriter(w)
 	for i := range jobs {
+		out.line(jobSeparator)
 		writeJobDetail(out, &jobs[i], loc)
 	}
+	return out.flush()
+}
+
+// WriteVerify writes what qsub -verify prints instead of submitting: the
+// job as it would be submitted, with no job number yet.
+func WriteVerify(w io.Writer, spec *JobSpec, loc *time.Location) error {
+	out := newWriter(w)
+	writeJobDetail(out, &JobDetail{Spec: *spec}, loc)
 	return out.flush()
 }
 
@@ -133,9 +142,12 @@ func jobTypeString(spec *JobSpec) string {
 func writeJobDetail(out *writer, d *JobDetail, loc *time.Location) {
 	s := &d.Spec
 	sub := &s.Submitter
-	out.line(jobSeparator)
-	kv(out, "job_number:", strconv.FormatInt(d.ID, 10))
-	kv(out, "exec_file:", "job_scripts/"+strconv.FormatInt(d.ID, 10))
+	if d.ID == 0 {
+		kv(out, "job_number:", "unassigned")
+	} else {
+		kv(out, "job_number:", strconv.FormatInt(d.ID, 10))
+		kv(out, "exec_file:", "job_scripts/"+strconv.FormatInt(d.ID, 10))
+	}
 	if !d.SubmitTime.IsZero() {
 		kv(out, "submission_time:", in(d.SubmitTime, loc).Format(ctimeLayout))
 	}

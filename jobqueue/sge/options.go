@@ -100,7 +100,7 @@ func (p *optParser) parse(words []string, pseudos bool, list *[]opt) *parseError
 	for i := 0; i < len(words); i++ {
 		w := words[i]
 		if warnOnce[w] && has(w) && !(qalter && w == "-b") && !(qalter && w == "-shell") {
-			p.warnings = append(p.warnings, fmt.Sprintf("%q option has already been set, overriding previous setting", w))
+			p.warnings = append(p.warnings, fmt.Sprintf("\"%s\" option has already been set, overriding previous setting", w))
 		}
 		// next returns the option's argument.
 		next := func(missing string) (string, *parseError) {
@@ -169,7 +169,9 @@ func (p *optParser) parse(words []string, pseudos bool, list *[]opt) *parseError
 		}
 		switch {
 		case strings.HasPrefix(w, "-") && w != "-" && w != "--":
-			return perr(statusESemantic, "invalid option argument %q", w)
+			return perr(statusESemantic, "invalid option argument \"%s\"", w)
+		case !pseudos && (w == "-" || w == "--"):
+			add(opt{name: w})
 		case !pseudos:
 			add(opt{name: optStray, str: w})
 		case w == "--":
@@ -181,11 +183,11 @@ func (p *optParser) parse(words []string, pseudos bool, list *[]opt) *parseError
 			}
 			i = len(words)
 		case qalter && w == "-":
-			return perr(statusESemantic, "invalid option argument %q", w)
+			return perr(statusESemantic, "invalid option argument \"%s\"", w)
 		case qalter:
 			ids := splitList(w)
 			if len(ids) == 0 {
-				return perr(statusESyntax, "Wrong job id list format %q specified", w)
+				return perr(statusESyntax, "Wrong job id list format \"%s\" specified", w)
 			}
 			add(opt{name: optJobID, arg: w, list: ids})
 		default:
@@ -213,9 +215,9 @@ func (p *optParser) parseArgOption(w, missing string, next func(string) (string,
 		t, ok := parseDateTime(s, p.now, p.loc)
 		if !ok {
 			if w == "-a" {
-				return true, perr(statusESyntax, "Wrong date/time format %q specified to -a option", s)
+				return true, perr(statusESyntax, "Wrong date/time format \"%s\" specified to -a option", s)
 			}
-			return true, perr(statusESyntax, "Wrong date/time format %q specified to -dl option", s)
+			return true, perr(statusESyntax, "Wrong date/time format \"%s\" specified to -dl option", s)
 		}
 		add(opt{name: w, arg: s, t: t})
 	case "-A", "-P", "-ckpt", "-cat", "-cell", "-display", "-jsv":
@@ -248,7 +250,7 @@ func (p *optParser) parseArgOption(w, missing string, next func(string) (string,
 		}
 		vars, ok := parseVarList(s, false, nil)
 		if !ok {
-			return true, perr(statusESyntax, "Wrong context list format %s %q", w, s)
+			return true, perr(statusESyntax, "Wrong context list format %s \"%s\"", w, s)
 		}
 		add(opt{name: w, arg: s, vars: vars})
 	case "-b", "-shell":
@@ -310,7 +312,7 @@ func (p *optParser) parseArgOption(w, missing string, next func(string) (string,
 			return true, e
 		}
 		if _, _, err := ParseTime(s); err != nil {
-			return true, perr(statusESyntax, "Wrong time format %q specified to -d option", s)
+			return true, perr(statusESyntax, "Wrong time format \"%s\" specified to -d option", s)
 		}
 		add(opt{name: w, arg: s, str: s})
 	case "-e", "-o", "-i", "-S":
@@ -322,11 +324,11 @@ func (p *optParser) parseArgOption(w, missing string, next func(string) (string,
 		if !ok {
 			switch w {
 			case "-o":
-				return true, perr(statusESyntax, "Wrong stdout path list format %q specified to -o option", s)
+				return true, perr(statusESyntax, "Wrong stdout path list format \"%s\" specified to -o option", s)
 			case "-S":
-				return true, perr(statusESyntax, "Wrong shell list format %q specified to -S option", s)
+				return true, perr(statusESyntax, "Wrong shell list format \"%s\" specified to -S option", s)
 			default:
-				return true, perr(statusESyntax, "Wrong path list format %q specified to -e option", s)
+				return true, perr(statusESyntax, "Wrong path list format \"%s\" specified to -e option", s)
 			}
 		}
 		add(opt{name: w, arg: s, paths: paths})
@@ -336,7 +338,7 @@ func (p *optParser) parseArgOption(w, missing string, next func(string) (string,
 			return true, e
 		}
 		if !validHoldList(s, true) {
-			return true, perr(statusESyntax, "Unknown hold list %q specified to -h option", s)
+			return true, perr(statusESyntax, "Unknown hold list \"%s\" specified to -h option", s)
 		}
 		add(opt{name: w, arg: s, str: s})
 	case "-hold_jid", "-hold_jid_ad":
@@ -347,9 +349,9 @@ func (p *optParser) parseArgOption(w, missing string, next func(string) (string,
 		ids := splitList(s)
 		if len(ids) == 0 {
 			if w == "-hold_jid" {
-				return true, perr(statusESyntax, "Wrong jid_hold list format %q specified to -hold_jid option", s)
+				return true, perr(statusESyntax, "Wrong jid_hold list format \"%s\" specified to -hold_jid option", s)
 			}
-			return true, perr(statusESyntax, "Wrong jid_hold_ad list format %q specified to -hold_jid_ad option", s)
+			return true, perr(statusESyntax, "Wrong jid_hold_ad list format \"%s\" specified to -hold_jid_ad option", s)
 		}
 		add(opt{name: w, arg: s, list: ids})
 	case "-l":
@@ -359,7 +361,7 @@ func (p *optParser) parseArgOption(w, missing string, next func(string) (string,
 		}
 		reqs, ok := parseResourceList(s)
 		if !ok {
-			return true, perr(statusESyntax, "Wrong resource list format %q specified to -l option", s)
+			return true, perr(statusESyntax, "Wrong resource list format \"%s\" specified to -l option", s)
 		}
 		add(opt{name: w, arg: s, reqs: reqs, soft: soft})
 	case "-m":
@@ -369,7 +371,7 @@ func (p *optParser) parseArgOption(w, missing string, next func(string) (string,
 		}
 		m, ok := parseMailOptions(s)
 		if !ok {
-			return true, perr(statusESyntax, "Wrong mail options list format %q specified to -m option", s)
+			return true, perr(statusESyntax, "Wrong mail options list format \"%s\" specified to -m option", s)
 		}
 		add(opt{name: w, arg: s, str: m})
 	case "-M":
@@ -379,7 +381,7 @@ func (p *optParser) parseArgOption(w, missing string, next func(string) (string,
 		}
 		l := splitList(s)
 		if len(l) == 0 {
-			return true, perr(statusESyntax, "Wrong mail list format %q specified to -M option", s)
+			return true, perr(statusESyntax, "Wrong mail list format \"%s\" specified to -M option", s)
 		}
 		add(opt{name: w, arg: s, list: l})
 	case "-masterq", "-q":
@@ -389,7 +391,7 @@ func (p *optParser) parseArgOption(w, missing string, next func(string) (string,
 		}
 		l := splitList(s)
 		if len(l) == 0 {
-			return true, perr(statusESyntax, "Wrong queue list format %q specified to %s option", s, w)
+			return true, perr(statusESyntax, "Wrong queue list format \"%s\" specified to %s option", s, w)
 		}
 		add(opt{name: w, arg: s, list: l, soft: soft && w == "-q"})
 	case "-N":
@@ -471,7 +473,7 @@ func (p *optParser) parseArgOption(w, missing string, next func(string) (string,
 		}
 		vars, ok := parseVarList(s, true, p.sub)
 		if !ok {
-			return true, perr(statusESyntax, "Wrong variable list format -v %q or environment variable not set", s)
+			return true, perr(statusESyntax, "Wrong variable list format -v \"%s\" or environment variable not set", s)
 		}
 		add(opt{name: w, arg: s, vars: vars})
 	case "-w":

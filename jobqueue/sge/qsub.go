@@ -322,11 +322,11 @@ func buildJobSpec(all []opt, sub *Submitter, binary bool) (JobSpec, error) {
 			if qsubIgnored[o.name] {
 				continue
 			}
+			// A stray word of a directive has no name: Grid Engine then
+			// says just "Unknown option ".
 			msg := "Unknown option " + o.name
 			if o.arg != "" {
 				msg += " " + o.arg
-			} else if o.name == optStray {
-				msg += " " + o.str
 			}
 			return JobSpec{}, usageErr("qsub", statusENoImp, msg)
 		}

@@ -40,6 +40,10 @@ func RunQsub(r QsubRun) int {
 	if err := r.Cluster.Validate(spec); err != nil {
 		return WriteError(r.Stderr, err)
 	}
+	if spec.VerifyOnly {
+		_ = WriteVerify(r.Stdout, spec, r.Request.Location)
+		return 0
+	}
 	if spec.Verify == "v" {
 		_, _ = io.WriteString(r.Stdout, VerifyMessage+"\n")
 		return 0

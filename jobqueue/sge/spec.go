@@ -184,7 +184,8 @@ func (r TaskRange) Count() int {
 	return (r.Last-r.First)/r.Step + 1
 }
 
-// Tasks returns the task ids of the range, in order.
+// Tasks returns the task ids of the range, in order. Call it only for
+// ranges Cluster.Validate accepted (at most MaxArrayTasks tasks).
 func (r TaskRange) Tasks() []int {
 	n := r.Count()
 	out := make([]int, 0, n)

@@ -238,7 +238,7 @@ func multiplier(rest string) (float64, bool) {
 func ParseTime(s string) (d time.Duration, inf bool, err error) {
 	v, isInf, ok := parseNumValue(s)
 	if !ok || v < 0 {
-		return 0, false, fmt.Errorf("%w: %q is not a time value", ErrUsage, s)
+		return 0, false, fmt.Errorf("%w: \"%s\" is not a time value", ErrUsage, s)
 	}
 	if isInf || v > float64(math.MaxInt64/int64(time.Second)) {
 		return 0, true, nil
@@ -253,7 +253,7 @@ func ParseTime(s string) (d time.Duration, inf bool, err error) {
 func ParseMemory(s string) (bytes int64, inf bool, err error) {
 	v, isInf, ok := parseNumValue(s)
 	if !ok || v < 0 {
-		return 0, false, fmt.Errorf("%w: %q is not a memory value", ErrUsage, s)
+		return 0, false, fmt.Errorf("%w: \"%s\" is not a memory value", ErrUsage, s)
 	}
 	if isInf || v >= math.MaxInt64 {
 		return 0, true, nil
@@ -298,10 +298,10 @@ func parseRange(s string, stepAllowed, infAllowed bool) (r [3]int64, undefined b
 		}
 	}
 	noDecimal := func(p string) string {
-		return fmt.Sprintf("Numerical value invalid!\nThe initial portion of string %q contains no decimal number", p)
+		return fmt.Sprintf("Numerical value invalid!\nThe initial portion of string \"%s\" contains no decimal number", p)
 	}
 	trailer := func(a, b string) string {
-		return fmt.Sprintf("Range specifier %q has unknown trailer %q", a, b)
+		return fmt.Sprintf("Range specifier \"%s\" has unknown trailer \"%s\"", a, b)
 	}
 	ld, dptr, ok := cStrtol(rstr)
 	if !ok {

@@ -51,6 +51,26 @@ type JobView struct {
 	// (operator), s (system), d (-a start time), j (-hold_jid), a
 	// (-hold_jid_ad).
 	Holds string
+
+	// The remaining fields are shown by qstat -ext.
+
+	// NTickets is the normalised ticket count (ntckts).
+	NTickets float64
+	// Project and Department ("" prints NA and defaultdepartment).
+	Project, Department string
+	// Usage is the usage of a running job (nil prints NA).
+	Usage *JobUsage
+	// Tickets, OverrideTickets, OTickets, FTickets and STickets are the
+	// ticket columns tckts, ovrts, otckt, ftckt and stckt; Share is share.
+	Tickets, OverrideTickets, OTickets, FTickets, STickets int
+	Share                                                  float64
+}
+
+// JobUsage is the accumulated usage of a running job for qstat -ext.
+type JobUsage struct {
+	CPU time.Duration
+	// Mem is in GB seconds, IO in GB.
+	Mem, IO float64
 }
 
 // Pending reports whether the row is in qstat's pending section (its state
@@ -122,8 +142,11 @@ func firstTask(tasks string) int {
 	return ids[0]
 }
 
+// maxExpandedTasks bounds ExpandTasks for absurd ranges.
+const maxExpandedTasks = 1 << 17
+
 // ExpandTasks lists the task ids of a ja-task-ID string ("4", "2,3",
-// "1-7:2").
+// "1-7:2"), at most maxExpandedTasks of them.
 func ExpandTasks(tasks string) []int {
 	var out []int
 	for _, part := range strings.Split(tasks, ",") {
@@ -134,9 +157,9 @@ func ExpandTasks(tasks string) []int {
 		if msg != "" || undefined {
 			continue
 		}
-		for id := r[0]; id <= r[1] && len(out) < 1<<20; id += r[2] {
+		for id := r[0]; id <= r[1] && len(out) < maxExpandedTasks; id += r[2] {
 			out = append(out, int(id))
-			if r[2] <= 0 {
+			if r[2] <= 0 || id > r[1]-r[2] {
 				break
 			}
 		}
