@@ -228,6 +228,7 @@ func TestQstatXMLGolden(t *testing.T) {
 		{"qstat.xml", []string{"-xml"}},
 		{"qstat_f.xml", []string{"-f", "-xml"}},
 		{"qstat_r.xml", []string{"-r", "-xml"}},
+		{"qstat_g_d.xml", []string{"-g", "d", "-xml"}},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			want, err := os.ReadFile("testdata/" + c.file)
