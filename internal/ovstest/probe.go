@@ -22,6 +22,8 @@ type Probe struct {
 	mu      sync.Mutex
 	sent    int
 	replies []time.Time
+	sends   []time.Time // by sequence number - 1
+	echoed  []bool      // by sequence number - 1
 	start   time.Time
 }
 
@@ -64,7 +66,7 @@ func (p *Probe) receive() {
 	defer p.wg.Done()
 	buf := make([]byte, 64)
 	for {
-		_, err := p.client.Read(buf)
+		n, err := p.client.Read(buf)
 		now := time.Now()
 		if err != nil {
 			// Closed by Stop: done. Anything else (ICMP errors surface as
@@ -77,6 +79,11 @@ func (p *Probe) receive() {
 		}
 		p.mu.Lock()
 		p.replies = append(p.replies, now)
+		if n >= 8 {
+			if seq := binary.BigEndian.Uint64(buf); seq >= 1 && seq <= uint64(len(p.echoed)) {
+				p.echoed[seq-1] = true
+			}
+		}
 		p.mu.Unlock()
 	}
 }
@@ -94,12 +101,15 @@ func (p *Probe) send() {
 		case <-t.C:
 		}
 		seq++
+		now := time.Now()
 		binary.BigEndian.PutUint64(msg, seq)
-		binary.BigEndian.PutUint64(msg[8:], uint64(time.Now().UnixNano()))
-		_, _ = p.client.Write(msg)
+		binary.BigEndian.PutUint64(msg[8:], uint64(now.UnixNano()))
 		p.mu.Lock()
 		p.sent++
+		p.sends = append(p.sends, now)
+		p.echoed = append(p.echoed, false)
 		p.mu.Unlock()
+		_, _ = p.client.Write(msg)
 	}
 }
 
@@ -107,7 +117,8 @@ func (p *Probe) send() {
 func (p *Probe) Snapshot() ProbeResult {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return ProbeResult{Interval: p.interval, Start: p.start, Sent: p.sent, Replies: append([]time.Time(nil), p.replies...)}
+	return ProbeResult{Interval: p.interval, Start: p.start, Sent: p.sent, Replies: append([]time.Time(nil), p.replies...),
+		Sends: append([]time.Time(nil), p.sends...), Echoed: append([]bool(nil), p.echoed...)}
 }
 
 // Stop stops the probe, joins its goroutines and returns the results.
@@ -130,6 +141,32 @@ type ProbeResult struct {
 	Sent     int
 	// Replies are the arrival times of the echoes, in order.
 	Replies []time.Time
+	// Sends are the send times of the datagrams and Echoed says which came
+	// back, both indexed by sequence number - 1.
+	Sends  []time.Time
+	Echoed []bool
+}
+
+// Lost counts the datagrams sent in [from, to) that never came back.
+func (r ProbeResult) Lost(from, to time.Time) int {
+	n := 0
+	for i, at := range r.Sends {
+		if !at.Before(from) && at.Before(to) && !r.Echoed[i] {
+			n++
+		}
+	}
+	return n
+}
+
+// SentIn counts the datagrams sent in [from, to).
+func (r ProbeResult) SentIn(from, to time.Time) int {
+	n := 0
+	for _, at := range r.Sends {
+		if !at.Before(from) && at.Before(to) {
+			n++
+		}
+	}
+	return n
 }
 
 // Received is the number of echoes.
@@ -153,6 +190,28 @@ func (r ProbeResult) OutageAfter(t time.Time) time.Duration {
 		}
 	}
 	return max
+}
+
+// Window returns the result restricted to the echoes that arrived in
+// [from, to), with the last echo before from kept as the first, so gaps
+// that straddle from count.
+func (r ProbeResult) Window(from, to time.Time) ProbeResult {
+	w := ProbeResult{Interval: r.Interval, Start: from, Sends: r.Sends, Echoed: r.Echoed}
+	for i, at := range r.Replies {
+		if at.Before(from) {
+			if i+1 < len(r.Replies) && !r.Replies[i+1].Before(from) {
+				w.Replies = append(w.Replies, at)
+			}
+			continue
+		}
+		if !at.Before(to) {
+			// The first echo after the window closes the last gap.
+			w.Replies = append(w.Replies, at)
+			break
+		}
+		w.Replies = append(w.Replies, at)
+	}
+	return w
 }
 
 // RepliesAfter counts the echoes that arrived after t.

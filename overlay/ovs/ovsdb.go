@@ -306,6 +306,7 @@ func (d *Dataplane) wantPorts(want overlay.Desired) map[string]portWant {
 	m := map[string]portWant{}
 	bfd := map[string]string{
 		"enable": "true",
+		"mult":   strconv.Itoa(d.cfg.BFDMultiplier),
 		"min_tx": strconv.FormatInt(d.cfg.BFDInterval.Milliseconds(), 10),
 		"min_rx": strconv.FormatInt(d.cfg.BFDInterval.Milliseconds(), 10),
 	}
