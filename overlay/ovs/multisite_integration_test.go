@@ -396,6 +396,94 @@ func TestThreeSites(t *testing.T) {
 	})
 	t.Run("CutAndRestore", func(t *testing.T) { testCutRestore(ctx, t, w) })
 	t.Run("ControllerRestart", func(t *testing.T) { testControllerRestart(ctx, t, w) })
+	t.Run("FourthSiteJoinsAndLeaves", func(t *testing.T) { testJoinLeave(ctx, t, w) })
+}
+
+// testJoinLeave: site4 joins (tunnels appear at every site, its nodes are
+// reachable) and leaves (tunnels and flows toward it go away everywhere,
+// and nothing musubi owns is left in its OVSDB).
+func testJoinLeave(ctx context.Context, t *testing.T, w *world) {
+	s4, err := w.f.AddSite(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.addEndpoints(ctx, s4)
+	p4 := w.startPeer(s4, 1, true)
+	w.trigger()
+	var names []string
+	for _, s := range w.f.Sites() {
+		names = append(names, siteName(s))
+	}
+	w.waitLinks(t, allLinks(names, true), 30*time.Second)
+	w.settle(t, 10*time.Second)
+	w.mu.Lock()
+	peers := slices.Collect(mapValues(w.peers))
+	w.mu.Unlock()
+	for _, p := range peers {
+		o, err := p.dp.Observe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(o.Tunnels) != 3 {
+			t.Errorf("%s has %d tunnels after site4 joined, want 3", p.name, len(o.Tunnels))
+		}
+	}
+	for _, pair := range [][2]string{{"s4a1", "s1a1"}, {"s1b2", "s4b2"}, {"s3a2", "s4a2"}, {"s4b1", "s2b1"}} {
+		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := w.ep(pair[0]).WaitPing(wctx, w.ep(pair[1]).IP()); err != nil {
+			t.Errorf("%s -> %s after site4 joined: %v", pair[0], pair[1], err)
+		}
+		wcancel()
+	}
+
+	// site4 leaves: its peer goes (live/ node gone), its nodes leave the
+	// registry, the others drop it; its own switch is torn down.
+	w.mu.Lock()
+	delete(w.peers, "site4")
+	w.eps = slices.DeleteFunc(w.eps, func(e topology.Endpoint) bool { return e.Site == "site4" })
+	w.mu.Unlock()
+	w.settle(t, 10*time.Second)
+	if err := p4.dp.Teardown(ctx); err != nil {
+		t.Fatalf("site4 teardown: %v", err)
+	}
+	p4.dp.stop(t)
+	for _, p := range peers {
+		if p.name == "site4" {
+			continue
+		}
+		o, err := p.dp.Observe(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tu := range o.Tunnels {
+			if tu.RemoteSite == "site4" {
+				t.Errorf("%s still has a tunnel to site4", p.name)
+			}
+		}
+		if d := overlay.Dump(o); strings.Contains(d, ":04:") {
+			t.Errorf("%s still has flows for site4's nodes:\n%s", p.name, d)
+		}
+	}
+	for _, table := range []string{"Bridge", "Port", "Interface", "Controller"} {
+		out, err := s4.Vsctl(ctx, "--columns=_uuid", "find", table, "external_ids:"+ovs.KeyOwner+"=site4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(out) != "" {
+			t.Errorf("site4's OVSDB still has musubi-owned %s rows:\n%s", table, out)
+		}
+	}
+	t.Logf("site4 joined (3 tunnels at every site, its nodes reachable) and left (no tunnels, flows or owned rows left)")
+}
+
+func mapValues[K comparable, V any](m map[K]V) func(func(V) bool) {
+	return func(yield func(V) bool) {
+		for _, v := range m {
+			if !yield(v) {
+				return
+			}
+		}
+	}
 }
 
 func testPingMatrix(ctx context.Context, t *testing.T, w *world) {
