@@ -4,6 +4,7 @@ package ovs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -394,9 +395,48 @@ func TestThreeSites(t *testing.T) {
 		}
 		t.Logf("TCP site1 -> site3 through musubi's flows: %.0f Mbit/s", bps/1e6)
 	})
+	t.Run("RTTProbes", func(t *testing.T) { testRTT(ctx, t, w) })
 	t.Run("CutAndRestore", func(t *testing.T) { testCutRestore(ctx, t, w) })
 	t.Run("ControllerRestart", func(t *testing.T) { testControllerRestart(ctx, t, w) })
 	t.Run("FourthSiteJoinsAndLeaves", func(t *testing.T) { testJoinLeave(ctx, t, w) })
+}
+
+// testRTT measures the underlay round trip from site1 to the other sites'
+// tunnel endpoints, as a peer does for its links/ costs.
+func testRTT(ctx context.Context, t *testing.T, w *world) {
+	s1, _ := w.f.Site(1)
+	var conn net.PacketConn
+	if err := s1.Do(func() (err error) {
+		conn, err = net.ListenPacket("ip4:icmp", "0.0.0.0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p := ovs.NewRTTProber(conn)
+	defer p.Close()
+	for _, s := range w.f.Sites()[1:] {
+		var samples []time.Duration
+		for i := 0; i < 5; i++ {
+			pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+			rtt, err := p.Probe(pctx, s.Addr.Addr())
+			pcancel()
+			if err != nil {
+				t.Fatalf("RTT site1 -> %s: %v", s.Name, err)
+			}
+			samples = append(samples, rtt)
+		}
+		slices.Sort(samples)
+		t.Logf("RTT site1 -> %s underlay: median %v (min %v)", s.Name, samples[2].Round(time.Microsecond), samples[0].Round(time.Microsecond))
+		if samples[2] <= 0 || samples[2] > time.Second {
+			t.Errorf("implausible RTT %v", samples[2])
+		}
+	}
+	// An address nobody answers for times out with ErrProbe.
+	pctx, pcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer pcancel()
+	if _, err := p.Probe(pctx, netip.MustParseAddr("10.200.99.2")); !errors.Is(err, ovs.ErrProbe) {
+		t.Errorf("probe to a dead address: %v, want ErrProbe", err)
+	}
 }
 
 // testJoinLeave: site4 joins (tunnels appear at every site, its nodes are
