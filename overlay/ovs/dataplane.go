@@ -295,7 +295,18 @@ func (d *Dataplane) onDBEvent(table string, old, cur model.Model) {
 		return
 	}
 	ifc, ok := cur.(*vswitchd.Interface)
-	if !ok || !owned(ifc.ExternalIDs) || ifc.ExternalIDs[KeyKind] != kindTunnel {
+	if !ok || !owned(ifc.ExternalIDs) {
+		return
+	}
+	// A port whose device appeared (or vanished) after Apply: its flows
+	// could not be installed (or point nowhere); reconcile again.
+	if prev, ok := old.(*vswitchd.Interface); ok && !eqPtr(prev.Ofport, ifc.Ofport) {
+		select {
+		case d.kick <- struct{}{}:
+		default:
+		}
+	}
+	if ifc.ExternalIDs[KeyKind] != kindTunnel {
 		return
 	}
 	st := bfdStatus(ifc)
@@ -411,8 +422,9 @@ func (d *Dataplane) serve(ctx context.Context, nc net.Conn) {
 	d.ofChanged.notify()
 }
 
-// reconcileLoop re-applies the last desired state when a switch connects
-// and retries a failed background apply every second.
+// reconcileLoop re-applies the last desired state when a switch connects or
+// an owned port's OpenFlow number changes, and retries every second while
+// the switch is unavailable.
 func (d *Dataplane) reconcileLoop(ctx context.Context) error {
 	var retry <-chan time.Time
 	for {
@@ -434,9 +446,15 @@ func (d *Dataplane) reconcileLoop(ctx context.Context) error {
 			err = recovered(func() error { return d.apply(ctx, *want) })
 		}
 		d.applyMu.Unlock()
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case errors.Is(err, overlay.ErrUnavailable):
 			d.log.Warn("background reconcile failed; retrying", "err", err)
 			retry = time.After(time.Second)
+		default:
+			// For example a port whose device does not exist yet: its
+			// ofport changing kicks the next reconcile.
+			d.log.Warn("background reconcile incomplete", "err", err)
 		}
 	}
 }
