@@ -62,3 +62,14 @@ func WorldACL(perms int32) []ACL {
 func DigestACL(perms int32, cred Credential) ACL {
 	return ACL{Perms: perms, Scheme: "digest", ID: cred.DigestID()}
 }
+
+// DefaultACL is the ACL a Store gives nodes created with a nil ACL when it
+// is configured with no explicit default: all permissions to the first
+// credential the session authenticates with, or to everyone when it has
+// none. Every Store implementation follows this rule.
+func DefaultACL(creds []Credential) []ACL {
+	if len(creds) == 0 {
+		return WorldACL(PermAll)
+	}
+	return []ACL{DigestACL(PermAll, creds[0])}
+}

@@ -147,7 +147,8 @@ type SessionEvent struct {
 // session timeout.
 type Store interface {
 	// Create makes a node and returns its actual path (with the sequence
-	// suffix for sequential modes). A nil acl means the store's default ACL.
+	// suffix for sequential modes). A nil acl means the store's default ACL
+	// (unless configured otherwise, coord.DefaultACL of its credentials).
 	// The parent must exist.
 	Create(ctx context.Context, path string, data []byte, mode CreateMode, acl []ACL) (string, error)
 	// Get returns a node's data and stat.

@@ -43,6 +43,20 @@ func wantDenied(t *testing.T, e *env, s coord.Store, p, who string) {
 }
 
 var aclTests = []test{
+	{"DefaultACLIsFirstCredential", func(t *testing.T, e *env) {
+		owner := e.connect(t, credA, credB)
+		mustCreate(t, e.ctx, owner, "/mine", []byte("m"), coord.Persistent, nil)
+		wantDenied(t, e, e.connect(t), "/mine", "unauthenticated session (nil ACL = coord.DefaultACL)")
+		wantDenied(t, e, e.connect(t, credB), "/mine", "session authenticated as bob, the owner's second credential")
+		if data, _, err := e.connect(t, credA).Get(e.ctx, "/mine"); err != nil || string(data) != "m" {
+			t.Errorf("alice: Get /mine = %q, %v", data, err)
+		}
+		anon := e.connect(t)
+		mustCreate(t, e.ctx, anon, "/open", []byte("o"), coord.Persistent, nil)
+		if _, err := e.connect(t, credB).Set(e.ctx, "/open", []byte("x"), coord.AnyVersion); err != nil {
+			t.Errorf("node created with nil ACL by an anonymous session must be open to all: %v", err)
+		}
+	}},
 	{"DigestOnly", func(t *testing.T, e *env) {
 		owner := e.connect(t, credA)
 		mustCreate(t, e.ctx, owner, "/secret", []byte("s"), coord.Persistent, []coord.ACL{coord.DigestACL(coord.PermAll, credA)})

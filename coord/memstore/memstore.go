@@ -15,9 +15,10 @@
 // a child event), otherwise the watch is used up silently; Delete needs
 // the parent's Delete permission; a Multi commits under one zxid.
 //
-// Differences from coord/zkstore: with credentials and no WithDefaultACL,
-// nodes created with a nil ACL are open to everyone (zkstore then
-// restricts them to its first credential); session state changes are only
+// Nodes created with a nil ACL get WithDefaultACL's ACL, else
+// coord.DefaultACL of the session's credentials, as in coord/zkstore.
+//
+// Differences from coord/zkstore: session state changes are only
 // those caused by Expire and Close (InjectConnectionLoss fails calls
 // without a Disconnected event); times have millisecond precision but come
 // from the local clock.

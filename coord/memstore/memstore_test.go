@@ -252,11 +252,11 @@ func TestDefaultACLOption(t *testing.T) {
 	if _, _, err := connect(t, srv, memstore.WithCredentials(alice)).Get(c, "/private"); err != nil {
 		t.Errorf("Get by alice: %v", err)
 	}
-	// Without the option the default is world:anyone with all permissions.
-	plain := connect(t, srv, memstore.WithCredentials(alice))
+	// Without the option the default is world:anyone for an anonymous session.
+	plain := connect(t, srv, memstore.WithDefaultACL(coord.WorldACL(coord.PermAll)), memstore.WithCredentials(alice))
 	mustCreate(t, c, plain, "/open", nil)
 	if _, err := connect(t, srv).Set(c, "/open", []byte("y"), 0); err != nil {
-		t.Errorf("anonymous Set of a node with the default default ACL: %v", err)
+		t.Errorf("anonymous Set of a node with a world default ACL: %v", err)
 	}
 }
 

@@ -55,9 +55,12 @@ func WithDefaultACL(acl []coord.ACL) Option {
 // StateConnected (no event is delivered for it). Close it when done: it
 // runs one goroutine that delivers session events.
 func (s *Server) Connect(opts ...Option) *Store {
-	o := options{defaultACL: coord.WorldACL(coord.PermAll)}
+	var o options
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.defaultACL == nil {
+		o.defaultACL = coord.DefaultACL(o.creds)
 	}
 	st := &Store{srv: s, defaultACL: o.defaultACL}
 	for _, c := range o.creds {

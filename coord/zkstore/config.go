@@ -144,10 +144,8 @@ func (c Config) resolve() (resolved, error) {
 			return r, fmt.Errorf("%w: empty default ACL", ErrBadConfig)
 		}
 		r.acl = toZKACL(c.DefaultACL)
-	case len(c.Credentials) == 0:
-		r.acl = toZKACL(coord.WorldACL(coord.PermAll))
 	default:
-		r.acl = toZKACL([]coord.ACL{coord.DigestACL(coord.PermAll, c.Credentials[0])})
+		r.acl = toZKACL(coord.DefaultACL(c.Credentials))
 	}
 	if r.logger == nil {
 		r.logger = slog.New(slog.DiscardHandler)

@@ -13,22 +13,22 @@ import (
 // TestContract runs the coord.Store contract suite against the shared
 // ensemble; every subtest gets a fresh chroot.
 //
-// The stores are configured as memstore's are by default: nodes created
-// with a nil ACL are open to all (world:anyone, all permissions), also for
-// sessions with credentials. zkstore's own default for such sessions is
-// digest-only; with it, other sessions could neither read those nodes nor
-// get watch events on them (ZooKeeper 3.8 fires a watch only for sessions
-// that may read the node), and the suite's cross-session checks would
-// fail for that reason alone.
+// The stores use coord.DefaultACL for nodes created with a nil ACL, as
+// memstore does.
 func TestContract(t *testing.T) {
 	e := sharedEnsemble(t)
 	var sniffers sync.Map // *Store -> *sessionSniffer
 	coordtest.Run(t, coordtest.Harness{
 		NewCluster: func(t *testing.T) coordtest.Cluster {
 			root := uniqueRoot(t)
+			// The chroot (and its ancestors) must be open to every session
+			// of the namespace: create it anonymously first, as a federation
+			// is set up before sessions with credentials use it.
+			anon, _ := openTest(t, e, Config{Root: root})
+			anon.Close()
 			return coordtest.Cluster{
 				Connect: func(t *testing.T, creds ...coord.Credential) coord.Store {
-					s, sn := openTest(t, e, Config{Root: root, Credentials: creds, DefaultACL: coord.WorldACL(coord.PermAll)})
+					s, sn := openTest(t, e, Config{Root: root, Credentials: creds})
 					sniffers.Store(s, sn)
 					return s
 				},
