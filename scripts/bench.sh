@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh - the one entry point for musubi's benchmarks (run by `make bench`).
 #   scripts/bench.sh all        every benchmark
-#   scripts/bench.sh <name>     one of: coord
+#   scripts/bench.sh <name>     one of: coord overlay
 # Each benchmark prints human-readable figures and appends JSON lines to
 # $MUSUBI_BENCH_OUT (default bench/out/results.jsonl):
 #   {"bench","figure","value","unit","baseline","baseline_value","ratio","goal"}
@@ -13,8 +13,9 @@ mkdir -p "$(dirname "$MUSUBI_BENCH_OUT")"
 
 declare -A benches=(
   [coord]="go test -count=1 -tags bench -run ^TestBenchCoord$ -v -timeout 20m ./coord/zkstore"
+  [overlay]="go test -count=1 -tags bench -run ^TestBenchOverlay$ -v -timeout 30m ./overlay/ovs"
 )
-order=(coord)
+order=(coord overlay)
 
 run_one() {
   local name=$1
