@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,7 +156,9 @@ type concurrencyResult struct {
 // then checks that nothing is overcommitted, that every admitted record is
 // in the store exactly as returned (never displaced), and that every
 // refusal is a real refusal with a reason.
-func runConcurrent(t *testing.T, open func(t *testing.T) coord.Store, workers, perWorker int) concurrencyResult {
+// When midway is not nil, it runs (on the test goroutine) once half of the
+// requests have been answered, while the rest are in flight.
+func runConcurrent(t *testing.T, open func(t *testing.T) coord.Store, workers, perWorker int, midway func(t *testing.T)) concurrencyResult {
 	t.Helper()
 	ctx := ctxT(t)
 	setup := newReserver(t, open(t))
@@ -173,6 +176,8 @@ func runConcurrent(t *testing.T, open func(t *testing.T) coord.Store, workers, p
 		reservers[w] = newReserver(t, open(t), func(c *Config) { c.Admission = opts; c.Owner = fmt.Sprintf("w%d", w) })
 	}
 	start := make(chan struct{})
+	half := make(chan struct{})
+	var answered atomic.Int64
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
@@ -187,12 +192,19 @@ func runConcurrent(t *testing.T, open func(t *testing.T) coord.Store, workers, p
 				req.Frontend = rng.IntN(2) == 0
 				rec, err := reservers[w].Reserve(ctx, req)
 				results[w] = append(results[w], outcome{rec, err})
+				if answered.Add(1) == int64(workers*perWorker/2) {
+					close(half)
+				}
 			}
 			stats[w] = reservers[w].Stats()
 		}()
 	}
 	began := time.Now()
 	close(start)
+	if midway != nil {
+		<-half
+		midway(t)
+	}
 	wg.Wait()
 	res := concurrencyResult{elapsed: time.Since(began)}
 	for _, s := range stats {

@@ -57,28 +57,31 @@ func (r *Reserver) update(ctx context.Context, vc, what string,
 	change func(rec Record, version int32) (next Record, ops []coord.Op, ok bool, err error),
 	applied func(prev, got Record, found bool) bool,
 ) (Record, error) {
-	for attempt := 1; ; attempt++ {
+	rt := &retrier{max: r.cfg.MaxAttempts}
+	for {
 		rec, st, err := r.get(ctx, vc)
-		if err != nil {
-			if coord.Retryable(err) && attempt < r.cfg.MaxAttempts {
-				if err := pause(ctx, attempt); err != nil {
-					return Record{}, err
-				}
-				continue
-			}
-			return Record{}, err
+		var next Record
+		var ops []coord.Op
+		ok := false
+		if err == nil {
+			next, ops, ok, err = change(rec, st.Version)
 		}
-		next, ops, ok, err := change(rec, st.Version)
+		if transient(err) {
+			if werr := rt.wait(ctx); werr != nil {
+				return Record{}, fmt.Errorf("reserve: %s %s: %w (last: %w)", what, vc, werr, err)
+			}
+			continue
+		}
 		if err != nil || !ok {
 			return next, err
 		}
 		r.attempts.Add(1)
 		_, err = r.store.Multi(ctx, ops...)
 		if err == nil {
-			r.log.Info("reservation "+what, "vc", vc, "window", next.Window.String(), "attempt", attempt)
+			r.log.Info("reservation "+what, "vc", vc, "window", next.Window.String(), "conflicts", rt.conflicts)
 			return next, nil
 		}
-		retry, err := r.classify(ctx, err, attempt, r.recordProbe(vc, func(got Record, found bool) bool {
+		retry, err := r.classify(ctx, err, rt, r.recordProbe(vc, func(got Record, found bool) bool {
 			return applied(rec, got, found)
 		}))
 		if err != nil {

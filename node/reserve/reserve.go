@@ -27,9 +27,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Admission tunes the admission decision (VLAN pool, search horizon).
 	Admission admission.Options
-	// MaxAttempts bounds the commits tried per operation when concurrent
-	// commits conflict (default 64; with the backoff between attempts,
-	// about 2 s of losing every round).
+	// MaxAttempts bounds the commits per operation that may lose to
+	// concurrent commits before it gives up with ErrContention (default
+	// 64; with the backoff between attempts, about 2 s of losing every
+	// round). An unreachable ensemble is waited out until ctx ends.
 	MaxAttempts int
 	// ReadConcurrency is the number of resource nodes read in parallel
 	// (default 8).
@@ -140,12 +141,13 @@ func (r *Reserver) Reserve(ctx context.Context, req admission.Request) (Record, 
 		return Record{}, err
 	}
 	log := r.log.With("vc", req.VC, "request", req.ID)
-	for attempt := 1; ; attempt++ {
+	rt := &retrier{max: r.cfg.MaxAttempts}
+	for {
 		snap, err := r.read(ctx)
 		if err != nil {
-			if coord.Retryable(err) && attempt < r.cfg.MaxAttempts {
-				if err := pause(ctx, attempt); err != nil {
-					return Record{}, err
+			if transient(err) {
+				if werr := rt.wait(ctx); werr != nil {
+					return Record{}, fmt.Errorf("reserve: %s: %w (last: %w)", req.VC, werr, err)
 				}
 				continue
 			}
@@ -170,14 +172,14 @@ func (r *Reserver) Reserve(ctx context.Context, req admission.Request) (Record, 
 		r.attempts.Add(1)
 		_, err = r.store.Multi(ctx, ops...)
 		if err == nil {
-			log.Info("reservation admitted", "nodes", len(p.Nodes), "vlan", p.VLAN, "window", p.Window.String(), "attempt", attempt)
+			log.Info("reservation admitted", "nodes", len(p.Nodes), "vlan", p.VLAN, "window", p.Window.String(), "conflicts", rt.conflicts)
 			return rec, nil
 		}
-		retry, err := r.classify(ctx, err, attempt, r.recordProbe(req.VC, func(got Record, found bool) bool {
+		retry, err := r.classify(ctx, err, rt, r.recordProbe(req.VC, func(got Record, found bool) bool {
 			return found && got.RequestID == req.ID
 		}))
 		if err == nil && !retry {
-			log.Info("reservation admitted (outcome resolved after a lost connection)", "attempt", attempt)
+			log.Info("reservation admitted (outcome resolved after a lost connection)", "conflicts", rt.conflicts)
 			return rec, nil
 		}
 		if err != nil {
@@ -192,7 +194,7 @@ func (r *Reserver) Reserve(ctx context.Context, req admission.Request) (Record, 
 			}
 			return Record{}, fmt.Errorf("reserve: commit %s: %w", req.VC, err)
 		}
-		log.Debug("admission conflicted; retrying with fresh state", "attempt", attempt)
+		log.Debug("commit failed; retrying with fresh state", "conflicts", rt.conflicts, "rounds", rt.rounds)
 	}
 }
 
@@ -227,11 +229,15 @@ func (r *Reserver) recordProbe(vc string, applied func(rec Record, found bool) b
 // unreachable ensemble, or an unknown outcome resolved as not applied),
 // done (an unknown outcome resolved as applied: retry false, err nil), or
 // fail (err).
-func (r *Reserver) classify(ctx context.Context, err error, attempt int, pr probe) (retry bool, _ error) {
+func (r *Reserver) classify(ctx context.Context, err error, rt *retrier, pr probe) (retry bool, _ error) {
 	var me *coord.MultiError
 	switch {
 	case errors.As(err, &me) && conflict(me):
 		r.conflicts.Add(1)
+		rt.conflicts++
+		if rt.conflicts >= rt.max {
+			return false, fmt.Errorf("%w: lost %d times (last: %w)", ErrContention, rt.conflicts, err)
+		}
 	case errors.Is(err, coord.ErrConnectionLost) || errors.Is(err, coord.ErrSessionExpired):
 		r.resolved.Add(1)
 		ok, rerr := coord.Resolve(ctx, r.store, pr.path, pr.fn)
@@ -246,13 +252,31 @@ func (r *Reserver) classify(ctx context.Context, err error, attempt int, pr prob
 	default:
 		return false, err
 	}
-	if attempt >= r.cfg.MaxAttempts {
-		return false, fmt.Errorf("%w: %d attempts (last: %w)", ErrContention, attempt, err)
-	}
-	if err := pause(ctx, attempt); err != nil {
-		return false, err
+	if werr := rt.wait(ctx); werr != nil {
+		return false, fmt.Errorf("%w (last: %w)", werr, err)
 	}
 	return true, nil
+}
+
+// transient reports whether a read failed for a reason that passes: the
+// ensemble unreachable or the session being replaced.
+func transient(err error) bool {
+	return coord.Retryable(err) || errors.Is(err, coord.ErrSessionExpired)
+}
+
+// retrier paces the rounds of one operation: lost conflicts are bounded
+// by max (ErrContention); an unreachable ensemble is waited out until the
+// caller's ctx ends.
+type retrier struct {
+	max       int
+	rounds    int
+	conflicts int
+}
+
+// wait pauses before the next round.
+func (rt *retrier) wait(ctx context.Context) error {
+	rt.rounds++
+	return pause(ctx, rt.rounds)
 }
 
 // conflict reports whether a failed Multi lost to a concurrent change of

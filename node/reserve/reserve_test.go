@@ -414,7 +414,7 @@ func TestRegisterValidates(t *testing.T) {
 }
 
 func TestConcurrentAdmissionsMemstore(t *testing.T) {
-	res := runConcurrent(t, memOpen(t), 8, 12)
+	res := runConcurrent(t, memOpen(t), 8, 12, nil)
 	t.Logf("memstore: %d admitted, %d refused in %v: %.0f decisions/s, %.0f admissions/s; %d commits, %d conflicts",
 		res.admitted, res.refused, res.elapsed.Round(time.Millisecond),
 		float64(res.admitted+res.refused)/res.elapsed.Seconds(), float64(res.admitted)/res.elapsed.Seconds(),
