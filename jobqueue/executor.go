@@ -278,7 +278,14 @@ func (e *Executor) wait(ctx context.Context, w *waitSet) error {
 		// The watch's one event is consumed: forget the watch.
 		fired := watched[chosen-base]
 		maps.DeleteFunc(e.predW, func(_ int64, ch <-chan coord.Event) bool { return ch == fired })
+		n := len(e.tcW)
 		maps.DeleteFunc(e.tcW, func(_ int64, ch <-chan coord.Event) bool { return ch == fired })
+		if len(e.tcW) < n {
+			// Every consumer -tc held back wakes on this completion.
+			if err := e.jitter(ctx, 3); err != nil {
+				return err
+			}
+		}
 	}
 	switch {
 	case chosen == 0:
@@ -589,29 +596,42 @@ func (e *Executor) resolveClaim(ctx context.Context, cn claimName, tok string) (
 }
 
 // claimTasks claims a chunk of an array job's tasks: Multi(Set(record,
-// version) advancing the task cursor, [Delete(entry) when no task is left
-// to claim], Create(run), Create(claim, ephemeral)). The record version is
-// the lock; a lost race re-reads the record and tries again.
+// version) advancing the task cursor, Create(run), Create(claim,
+// ephemeral)). The record version is the lock; a lost race re-reads the
+// record and tries again after a short random pause (all consumers that
+// -tc held back wake on the same completion). The queue entry stays until
+// the job finishes, so that a finish missed by a dying executor is made up
+// by the next consumer that looks at it.
 func (e *Executor) claimTasks(ctx context.Context, en entryName, rec *record, ver int32, c Capacity, slots int, w *waitSet) (*Lease, outcome, error) {
 	for race := 0; ; race++ {
+		if !rec.hasUnclaimed() {
+			// Everything is claimed: finish the job if everything is done.
+			if _, err := e.q.finishArray(ctx, rec.ID); err != nil {
+				return nil, 0, err
+			}
+			return nil, outGone, nil
+		}
 		room := e.cfg.MaxChunk
 		if tc := rec.Spec.TaskConcurrency; tc > 0 {
-			room = min(room, tc-(rec.Array.Claimed-rec.Array.Done))
+			_, st, err := e.q.exists(ctx, e.q.l.taskDir(rec.ID))
+			if err != nil {
+				return nil, 0, err
+			}
+			room = min(room, tc-(rec.Array.Claimed-int(st.NumChildren)))
 		}
 		if room <= 0 {
-			// Held back by -tc: wait for the record to change.
+			// Held back by -tc: wait for a task to finish.
 			ch, ok := e.tcW[rec.ID]
 			if !ok {
-				var exists bool
 				err := retry(ctx, func() (err error) {
-					exists, _, ch, err = e.q.st.ExistsW(ctx, e.q.l.job(rec.ID))
+					_, _, ch, err = e.q.st.ChildrenW(ctx, e.q.l.taskDir(rec.ID))
 					return err
 				})
+				if errors.Is(err, coord.ErrNotFound) {
+					return nil, outGone, nil
+				}
 				if err != nil {
 					return nil, 0, err
-				}
-				if !exists {
-					return nil, outGone, nil
 				}
 				e.tcW[rec.ID] = ch
 			}
@@ -623,9 +643,6 @@ func (e *Executor) claimTasks(ctx context.Context, en entryName, rec *record, ve
 			fit = min(fit, int(c.Memory/m))
 		}
 		tasks, cursor, reruns := rec.nextTasks(min(room, max(fit, 1)))
-		if len(tasks) == 0 {
-			return nil, outGone, nil
-		}
 		n := rec.Claims + 1
 		info := e.newClaim(n, slots, tasks)
 		nr := rec.clone()
@@ -633,11 +650,6 @@ func (e *Executor) claimTasks(ctx context.Context, en entryName, rec *record, ve
 		nr.Array.Cursor, nr.Array.Reruns = cursor, reruns
 		nr.Array.Claimed += len(tasks)
 		nr.Rescheduled = false
-		var ops []coord.Op
-		if !nr.hasUnclaimed() {
-			nr.Queued = false
-			ops = append(ops, &coord.DeleteOp{Path: e.q.l.entry(en), Version: coord.AnyVersion})
-		}
 		recData, err := encode(nr)
 		if err != nil {
 			return nil, 0, err
@@ -647,11 +659,10 @@ func (e *Executor) claimTasks(ctx context.Context, en entryName, rec *record, ve
 			return nil, 0, err
 		}
 		cn := claimName{ID: rec.ID, N: n}
-		ops = append([]coord.Op{&coord.SetOp{Path: e.q.l.job(rec.ID), Data: recData, Version: ver}}, ops...)
-		ops = append(ops,
+		res, err := e.q.st.Multi(ctx,
+			&coord.SetOp{Path: e.q.l.job(rec.ID), Data: recData, Version: ver},
 			&coord.CreateOp{Path: e.q.l.run(cn), Data: infoData},
 			&coord.CreateOp{Path: e.q.l.claim(cn), Data: infoData, Mode: coord.Ephemeral})
-		res, err := e.q.st.Multi(ctx, ops...)
 		if err == nil {
 			return e.newLeases(cn, &info, nr, res[0].Stat.Version, tasks), outClaimed, nil
 		}
@@ -672,10 +683,13 @@ func (e *Executor) claimTasks(ctx context.Context, en entryName, rec *record, ve
 			if idx, _ := multiErr(err); idx < 0 {
 				return nil, 0, fmt.Errorf("jobqueue: claim tasks of job %d: %w", rec.ID, err)
 			}
-			if race >= 2 {
+			if race >= 3 {
 				return nil, outLost, nil
 			}
 			e.q.stats.lostRaces.Add(1)
+			if perr := e.jitter(ctx, 2<<race); perr != nil {
+				return nil, 0, perr
+			}
 		}
 		// Lost the race (or unknown and not applied): read the record again.
 		rec, ver, err = e.q.getRecord(ctx, rec.ID)
@@ -689,6 +703,20 @@ func (e *Executor) claimTasks(ctx context.Context, en entryName, rec *record, ve
 			return nil, outGone, nil
 		}
 		en = rec.entry()
+	}
+}
+
+// jitter pauses a random 0-2n ms: consumers that lost a race, or woke on
+// the same event, spread out instead of colliding again.
+func (e *Executor) jitter(ctx context.Context, n int) error {
+	d := time.Duration(e.rng.Int64N(int64(2*n)*int64(time.Millisecond) + 1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 

@@ -22,6 +22,7 @@ type faultRule struct {
 	kind    string
 	nth     int
 	applied bool
+	err     error // returned instead of coord.ErrConnectionLost
 	seen    map[string]int
 	fired   bool
 }
@@ -90,6 +91,9 @@ func (f *faulty) fail(kind string, apply func()) bool {
 
 func (f *faulty) Multi(ctx context.Context, ops ...coord.Op) ([]coord.OpResult, error) {
 	if f.fail(classify(ops), func() { _, _ = f.Store.Multi(ctx, ops...) }) {
+		if f.rule.err != nil {
+			return nil, f.rule.err
+		}
 		return nil, coord.ErrConnectionLost
 	}
 	return f.Store.Multi(ctx, ops...)
@@ -397,5 +401,49 @@ func TestStress(t *testing.T) {
 		reruns, st.UnknownResolved, st.UnknownApplied, st.Recovered, st.LeasesLost, st.LostRaces)
 	if st.UnknownResolved == 0 || st.Recovered == 0 {
 		t.Errorf("chaos did not bite: %+v", st)
+	}
+}
+
+// TestArrayFinishHeals: the executor that settles an array job's last task
+// fails to finish the job (as if it died right after settling); the next
+// recovery scan, or the next consumer that looks at the job, finishes it.
+func TestArrayFinishHeals(t *testing.T) {
+	for _, by := range []string{"recover", "consumer"} {
+		t.Run(by, func(t *testing.T) {
+			e := newEnv(t)
+			rule := &faultRule{kind: "finish", nth: 1, err: coord.ErrNoAuth}
+			st := &faulty{Store: e.session(), rule: rule}
+			ex, err := e.queue(st).NewExecutor(ExecutorConfig{ID: "x", Info: HostInfo{Slots: 2}})
+			ok(t, err)
+			ctx, cancel := context.WithCancel(e.ctx)
+			done := make(chan error, 1)
+			go func() { done <- ex.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			s := spec("arr")
+			s.Array = &sge.TaskRange{First: 1, Last: 2, Step: 1}
+			id := e.submit(s)
+			x := &node{ex: ex}
+			l1, l2 := x.claim(t, 2), x.claim(t, 2)
+			ok(t, l1.Complete(e.ctx, Result{}))
+			ok(t, l2.Complete(e.ctx, Result{}))
+			if !rule.fired {
+				t.Fatal("the finish did not fail")
+			}
+			j, err := e.q.Get(e.ctx, id)
+			ok(t, err)
+			if j.State.Final() || j.DoneTasks != 2 {
+				t.Fatalf("array %s with %d tasks done", j.State, j.DoneTasks)
+			}
+			if by == "recover" {
+				ok(t, e.q.Recover(e.ctx))
+			} else {
+				e.node("other", 1).noClaim(t, 50*time.Millisecond)
+			}
+			j, err = e.q.Get(e.ctx, id)
+			ok(t, err)
+			if j.State != StateDone || j.DoneTasks != 2 {
+				t.Fatalf("array not healed: %s, %d tasks", j.State, j.DoneTasks)
+			}
+		})
 	}
 }

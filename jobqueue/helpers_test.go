@@ -158,6 +158,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 type ledger struct {
 	tick      chan struct{} // a job started (non-blocking)
 	mu        sync.Mutex
+	order     []string // completions in order
 	completed map[string]int
 	runs      map[string]int
 	running   int
@@ -182,12 +183,21 @@ func (l *ledger) start(k string) {
 	l.maxRun = max(l.maxRun, l.running)
 }
 
-func (l *ledger) end(k string, completed bool) {
+// stop: the job's work ended (before it is completed in the store, so
+// running never overstates what the store counts as running).
+func (l *ledger) stop() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.running--
+}
+
+// end records the outcome of Complete.
+func (l *ledger) end(k string, completed bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if completed {
 		l.completed[k]++
+		l.order = append(l.order, k)
 	}
 }
 
@@ -200,6 +210,12 @@ func (l *ledger) count() int {
 // work claims and completes jobs on n until ctx ends, slots at a time,
 // each "running" for d.
 func (n *node) work(ctx context.Context, t *testing.T, lg *ledger, slots int, d time.Duration, wg *sync.WaitGroup) {
+	work(ctx, t, n.ex, lg, slots, d, wg)
+}
+
+// work runs an executor's claim loop: slots leases at a time, each held
+// for d (or until lost), then completed.
+func work(ctx context.Context, t *testing.T, ex *Executor, lg *ledger, slots int, d time.Duration, wg *sync.WaitGroup) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -215,10 +231,24 @@ func (n *node) work(ctx context.Context, t *testing.T, lg *ledger, slots int, d 
 			case <-ctx.Done():
 				return
 			}
-			l, err := n.ex.Claim(ctx, Capacity{Slots: 1})
+			// Claim with every free slot, so array tasks come in chunks.
+			n := 1
+		more:
+			for {
+				select {
+				case <-free:
+					n++
+				default:
+					break more
+				}
+			}
+			l, err := ex.Claim(ctx, Capacity{Slots: n})
+			for range n - 1 {
+				free <- struct{}{}
+			}
 			if err != nil {
 				if ctx.Err() == nil && !errors.Is(err, ErrNotRunning) {
-					t.Errorf("%s claim: %v", n.ex.ID(), err)
+					t.Errorf("%s claim: %v", ex.ID(), err)
 				}
 				return
 			}
@@ -234,6 +264,7 @@ func (n *node) work(ctx context.Context, t *testing.T, lg *ledger, slots int, d 
 					case <-l.Lost():
 					}
 				}
+				lg.stop()
 				err := l.Complete(context.WithoutCancel(ctx), Result{ExitStatus: 0})
 				switch {
 				case err == nil:
@@ -242,7 +273,7 @@ func (n *node) work(ctx context.Context, t *testing.T, lg *ledger, slots int, d 
 					lg.end(k, false)
 				default:
 					lg.end(k, false)
-					t.Errorf("%s complete %s: %v", n.ex.ID(), k, err)
+					t.Errorf("%s complete %s: %v", ex.ID(), k, err)
 				}
 			}()
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -468,10 +469,12 @@ func (c *chunk) taskDoneByUs(ctx context.Context, task int) (bool, error) {
 }
 
 // settleChunk settles the last open task of an array chunk together with
-// the chunk: Multi([Create(task record)], Delete(claim), Delete(run),
-// Set(record, version) counting the chunk's finished tasks and giving back
-// the others) - or, when that was the job's last task, Delete(record),
-// Delete(name index), Create(done) instead of the Set.
+// the chunk. Usually all its tasks completed: Multi([Create(task record)],
+// Delete(claim), Delete(run)), without touching the job record, which the
+// consumers claiming other tasks are writing. Tasks given back or put in
+// error are counted into the record: then the Multi also holds Set(record,
+// version) - or the finishing transaction when that ended the job. Then,
+// the job is finished if this was its last running task.
 func (c *chunk) settleChunk(ctx context.Context, l *Lease, r *Result) error {
 	q := c.e.q
 	id := c.name.ID
@@ -487,46 +490,51 @@ func (c *chunk) settleChunk(ctx context.Context, l *Lease, r *Result) error {
 	} else {
 		c.note(l, r)
 	}
+	touch := len(c.requeue) > 0 || len(c.errTasks) > 0
 	for attempt := 0; ; attempt++ {
-		rec, ver, err := q.getRecord(ctx, id)
-		if errors.Is(err, coord.ErrNotFound) {
-			return ErrLeaseLost
-		}
-		if err != nil {
-			return err
-		}
-		nr := rec.clone()
-		a := nr.Array
-		done := len(c.completed)
-		if completes {
-			done++
-		}
-		a.Done += done
-		a.Claimed -= len(c.requeue) + len(c.errTasks)
-		deleting := nr.State == StateDeleting
-		if !deleting {
-			a.Reruns = append(a.Reruns, c.requeue...)
-			slices.Sort(a.Reruns)
-			a.ErrorTasks = append(a.ErrorTasks, c.errTasks...)
-			if len(c.errTasks) > 0 {
-				nr.ErrorReason, nr.ErrorTime = c.errReason, q.now()
-			}
-		}
-		nr.History = append(nr.History, c.history...)
-		nr.Settled = c.name.N
 		var ops []coord.Op
 		if completes {
 			ops = append(ops, &coord.CreateOp{Path: q.l.task(id, l.task), Data: taskData})
 		}
 		ops = append(ops, c.claimOps()...)
-		jops, err := q.recordOps(rec, ver, nr, false)
-		if err != nil {
-			return err
+		if touch {
+			rec, ver, err := q.getRecord(ctx, id)
+			if errors.Is(err, coord.ErrNotFound) {
+				return ErrLeaseLost
+			}
+			if err != nil {
+				return err
+			}
+			done, err := q.doneTasks(ctx, id)
+			if err != nil {
+				return err
+			}
+			if completes {
+				done++
+			}
+			nr := rec.clone()
+			a := nr.Array
+			a.Claimed -= len(c.requeue) + len(c.errTasks)
+			if nr.State != StateDeleting {
+				a.Reruns = sortedInts(append(a.Reruns, c.requeue...))
+				a.ErrorTasks = sortedInts(append(a.ErrorTasks, c.errTasks...))
+				if len(c.errTasks) > 0 {
+					nr.ErrorReason, nr.ErrorTime = c.errReason, q.now()
+				}
+			}
+			nr.History = append(nr.History, c.history...)
+			nr.Settled = c.name.N
+			arrayDone(nr, done)
+			// A new entry name: consumers see the tasks given back.
+			jops, err := q.recordOps(rec, ver, nr, len(c.requeue) > 0)
+			if err != nil {
+				return err
+			}
+			ops = append(ops, jops...)
 		}
-		ops = append(ops, jops...)
-		_, err = q.st.Multi(ctx, ops...)
+		_, err := q.st.Multi(ctx, ops...)
 		if err == nil {
-			return nil
+			break
 		}
 		if errors.Is(err, coord.ErrConnectionLost) {
 			applied, rerr := c.resolveChunk(ctx, completes, l.task)
@@ -534,7 +542,7 @@ func (c *chunk) settleChunk(ctx context.Context, l *Lease, r *Result) error {
 				return rerr
 			}
 			if applied {
-				return nil
+				break
 			}
 			continue
 		}
@@ -551,12 +559,18 @@ func (c *chunk) settleChunk(ctx context.Context, l *Lease, r *Result) error {
 		switch p := ops[idx].NodePath(); {
 		case p == q.l.claim(c.name) && errors.Is(cause, coord.ErrNotFound):
 			return ErrLeaseLost
-		case p == q.l.job(id):
+		case p == q.l.job(id) || strings.HasPrefix(p, q.l.dir(queueDir)+"/"):
 			continue // the record changed: count again
 		default:
 			return fmt.Errorf("jobqueue: settle tasks of job %d: %w", id, err)
 		}
 	}
+	if _, err := q.finishArray(ctx, id); err != nil {
+		// The claim is settled; the next consumer or recovery finishes the
+		// job.
+		c.e.log.Warn("finishing array job", "job", id, "err", err)
+	}
+	return nil
 }
 
 // resolveChunk: applied iff our task record exists (when the settlement

@@ -30,7 +30,6 @@ func (q *Queue) view(r *record) *Job {
 			j.Pending = r.unclaimed()
 		}
 		j.ErrorTasks = slices.Clone(r.Array.ErrorTasks)
-		j.DoneTasks = r.Array.Done
 	}
 	return j
 }
@@ -52,12 +51,23 @@ func (q *Queue) Get(ctx context.Context, id int64) (*Job, error) {
 		if err != nil {
 			return nil, err
 		}
-		return q.view(d), nil
+		j := q.view(d)
+		if d.isArray() {
+			if j.DoneTasks, err = q.doneTasks(ctx, id); err != nil {
+				return nil, err
+			}
+		}
+		return j, nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	j := q.view(rec)
+	if rec.isArray() {
+		if j.DoneTasks, err = q.doneTasks(ctx, id); err != nil {
+			return nil, err
+		}
+	}
 	for _, p := range rec.Preds {
 		ok, _, err := q.exists(ctx, q.l.job(p))
 		if err != nil {
@@ -225,6 +235,9 @@ func (q *Queue) List(ctx context.Context, f Filter) ([]*Job, error) {
 		for _, j := range out {
 			if arrays[j.ID] {
 				j.Running = runs[j.ID]
+				if j.DoneTasks, err = q.doneTasks(ctx, j.ID); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
@@ -286,6 +299,13 @@ func (q *Queue) update(ctx context.Context, id int64, rename bool, fn func(rec, 
 		extra, err := fn(rec, nr)
 		if err != nil {
 			return nil, err
+		}
+		if rec.isArray() {
+			done, err := q.doneTasks(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			arrayDone(nr, done)
 		}
 		ops, err := q.recordOps(rec, ver, nr, rename)
 		if err != nil {
@@ -683,7 +703,13 @@ func (q *Queue) Wait(ctx context.Context, id int64) (*Job, error) {
 			if err != nil {
 				return nil, err
 			}
-			return q.view(d), nil
+			j := q.view(d)
+			if d.isArray() {
+				if j.DoneTasks, err = q.doneTasks(ctx, id); err != nil {
+					return nil, err
+				}
+			}
+			return j, nil
 		}
 		select {
 		case <-ctx.Done():

@@ -81,11 +81,13 @@ type arrayState struct {
 	Cursor int `json:"cursor"`
 	// Reruns are tasks to claim again: their claim was lost.
 	Reruns []int `json:"reruns,omitempty"`
-	// Claimed counts tasks claimed and not given back (running or
-	// finished); Done counts the finished ones of settled claims. Claimed
-	// minus Done bounds the running tasks from above (-tc).
+	// Claimed counts tasks claimed and not given back: running or
+	// finished. The finished ones are the children of tasks/<id> (a task's
+	// completion record is written once and never removed, and only for a
+	// claimed task), so Claimed minus that count is the number of tasks
+	// running (-tc), and the job is finished when it is zero and no task
+	// is left to claim.
 	Claimed int `json:"claimed"`
-	Done    int `json:"done"`
 	// Deleted are tasks removed before they ran (qdel J.t).
 	Deleted []int `json:"deleted,omitempty"`
 	// ErrorTasks are tasks in Eqw.

@@ -314,8 +314,26 @@ func (e *Executor) shutdown(ctx context.Context) {
 // registry changes; it is safe to call concurrently from anywhere.
 func (q *Queue) Recover(ctx context.Context) error {
 	runs, err := q.children(ctx, q.l.dir(runDir))
-	if err != nil || len(runs) == 0 {
+	if err != nil {
 		return err
+	}
+	var errs []error
+	defer func() {
+		// Array jobs a dying settler did not get to finish.
+		entries, err := q.children(ctx, q.l.dir(queueDir))
+		if err != nil {
+			return
+		}
+		for _, k := range entries {
+			if en, err := parseEntry(k); err == nil && en.Array {
+				if _, err := q.finishArray(ctx, en.ID); err != nil {
+					q.log.Warn("finishing array job", "job", en.ID, "err", err)
+				}
+			}
+		}
+	}()
+	if len(runs) == 0 {
+		return nil
 	}
 	claims, err := q.children(ctx, q.l.dir(claimsDir))
 	if err != nil {
@@ -325,7 +343,6 @@ func (q *Queue) Recover(ctx context.Context) error {
 	for _, c := range claims {
 		live[c] = true
 	}
-	var errs []error
 	for _, r := range runs {
 		if live[r] {
 			continue
@@ -397,7 +414,6 @@ func (q *Queue) recoverClaim(ctx context.Context, cn claimName) (bool, error) {
 				}
 			}
 			a := nr.Array
-			a.Done += len(done)
 			a.Claimed -= len(undone)
 			if nr.State != StateDeleting && len(undone) > 0 {
 				a.Reruns = append(a.Reruns, undone...)
@@ -437,7 +453,16 @@ func (q *Queue) recoverClaim(ctx context.Context, cn claimName) (bool, error) {
 				nr.History = append(nr.History, acct)
 			}
 		}
-		ops, err := q.recordOps(rec, ver, nr, false)
+		if rec.isArray() {
+			n, err := q.doneTasks(ctx, cn.ID)
+			if err != nil {
+				return false, err
+			}
+			arrayDone(nr, n)
+		}
+		// Arrays get a new entry name, so that consumers -tc held back see
+		// the room the dead claim leaves.
+		ops, err := q.recordOps(rec, ver, nr, rec.isArray())
 		if err != nil {
 			return false, err
 		}
@@ -499,27 +524,13 @@ func (q *Queue) finalOps(rec *record, ver int32, nr *record) ([]coord.Op, error)
 // a versioned Set, with the queue entry created, renamed or deleted to
 // match (rename forces a new entry name, for changes consumers must see),
 // and the name index following a new name; or the finishing transaction
-// when nr is final - an array job finishes when no task is left to claim
-// and none runs or waits in error.
+// when nr is final. An array job keeps its queue entry while it is queued,
+// until it finishes.
 func (q *Queue) recordOps(rec *record, ver int32, nr *record, rename bool) ([]coord.Op, error) {
-	if nr.isArray() && !nr.State.Final() {
-		a := nr.Array
-		if !nr.hasUnclaimed() && a.Claimed <= a.Done && len(a.ErrorTasks) == 0 &&
-			(nr.State == StateQueued || nr.State == StateDeleting || nr.State == StateHeld) {
-			// Array jobs' records carry the state of their pending part;
-			// when nothing is pending or running any more the job is
-			// finished (deleted if qdel stopped it).
-			if nr.State == StateDeleting {
-				nr.State = StateDeleted
-			} else {
-				nr.State = StateDone
-			}
-		}
-	}
 	if nr.State.Final() {
 		return q.finalOps(rec, ver, nr)
 	}
-	want := nr.State == StateQueued && (!nr.isArray() || nr.hasUnclaimed())
+	want := nr.State == StateQueued
 	fresh := want && (!rec.Queued || rename || rec.entry() != nr.entry())
 	nr.Queued = want
 	if fresh {
@@ -542,4 +553,89 @@ func (q *Queue) recordOps(rec *record, ver int32, nr *record, rename bool) ([]co
 			&coord.CreateOp{Path: q.l.name(nr.Spec.Name, rec.ID)})
 	}
 	return ops, nil
+}
+
+// arrayDone reports whether an array job with done finished tasks is
+// finished (nothing to claim, nothing running, no task in error), and sets
+// its final state if so: deleted when qdel stopped it, done otherwise.
+func arrayDone(nr *record, done int) bool {
+	a := nr.Array
+	if a == nil || nr.State.Final() || nr.hasUnclaimed() || a.Claimed > done || len(a.ErrorTasks) > 0 {
+		return false
+	}
+	// Array jobs' records carry the state of their pending part; this is
+	// not a transition of the state machine of single jobs.
+	if nr.State == StateDeleting {
+		nr.State = StateDeleted
+	} else {
+		nr.State = StateDone
+	}
+	return true
+}
+
+// doneTasks counts an array job's finished tasks (completion records).
+func (q *Queue) doneTasks(ctx context.Context, id int64) (int, error) {
+	ok, st, err := q.exists(ctx, q.l.taskDir(id))
+	if err != nil || !ok {
+		return 0, err
+	}
+	return int(st.NumChildren), nil
+}
+
+// finishArray finishes an array job whose tasks are all claimed and
+// finished. Whoever settles an array job's claims calls it after; a
+// consumer that finds an array job with nothing to claim calls it too, in
+// case the last settler died before.
+func (q *Queue) finishArray(ctx context.Context, id int64) (bool, error) {
+	for attempt := 0; attempt < 20; attempt++ {
+		rec, ver, err := q.getRecord(ctx, id)
+		if errors.Is(err, coord.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if !rec.isArray() || rec.hasUnclaimed() {
+			return false, nil
+		}
+		done, err := q.doneTasks(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		nr := rec.clone()
+		if !arrayDone(nr, done) {
+			return false, nil
+		}
+		ops, err := q.finalOps(rec, ver, nr)
+		if err != nil {
+			return false, err
+		}
+		_, err = q.st.Multi(ctx, ops...)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, coord.ErrConnectionLost):
+			ok, rerr := q.resolve(ctx, q.l.done(id), func(ctx context.Context) (bool, error) {
+				ok, _, err := q.st.Exists(ctx, q.l.done(id))
+				return ok, err
+			})
+			if rerr != nil {
+				return false, rerr
+			}
+			q.stats.unknown(ok)
+			if ok {
+				return true, nil
+			}
+		case coord.Retryable(err), errors.Is(err, coord.ErrSessionExpired):
+		default:
+			if idx, _ := multiErr(err); idx < 0 {
+				return false, fmt.Errorf("jobqueue: finish job %d: %w", id, err)
+			}
+			// Changed meanwhile, or finished by someone else: look again.
+		}
+		if perr := pause(ctx, attempt); perr != nil {
+			return false, perr
+		}
+	}
+	return false, fmt.Errorf("jobqueue: finish job %d: too many conflicts", id)
 }
