@@ -304,9 +304,12 @@ const (
 
 // pause waits before attempt+1.
 func pause(ctx context.Context, attempt int) error {
+	if attempt <= 1 {
+		return ctx.Err() // the first retry goes at once: the winner is done
+	}
 	ceiling := backoffCap
-	if attempt < 7 {
-		ceiling = min(backoffCap, backoffBase<<attempt)
+	if attempt < 8 {
+		ceiling = min(backoffCap, backoffBase<<(attempt-1))
 	}
 	d := time.Duration(mrand.Int64N(int64(ceiling)))
 	t := time.NewTimer(d)
