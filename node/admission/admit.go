@@ -365,21 +365,28 @@ func (ix *index) place(req Request, win span, opts Options) (Placement, *Refusal
 	nodes := make([]Node, 0, req.Nodes)
 	for i := 0; i < req.Nodes; i++ {
 		frontend := req.Frontend && i == 0
+		// filter selects the candidate hosts; scope says which they are.
 		var filter func(*hostState) bool
-		var target string
+		var target, scope string
 		switch {
 		case frontend && len(uncovered) > 0 && req.Nodes == len(uncovered):
 			// Every node must cover a site: so must the frontend.
-			filter = func(h *hostState) bool { return slices.Contains(uncovered, h.Site) }
+			sites := slices.Clone(uncovered)
+			filter = func(h *hostState) bool { return slices.Contains(sites, h.Site) }
+			scope = fmt.Sprintf("sites %v", sites)
 		case !frontend && len(uncovered) > 0:
 			target = uncovered[0]
 			filter = func(h *hostState) bool { return h.Site == target }
+			scope = "site " + target
 		default:
 			filter = func(*hostState) bool { return true }
+			if len(req.Sites) > 0 {
+				scope = fmt.Sprintf("sites %v", req.Sites)
+			}
 		}
 		hi := en.pick(frontend, filter)
 		if hi < 0 {
-			return Placement{}, en.refuse(filter, target, i, win)
+			return Placement{}, en.refuse(filter, target, scope, i, win)
 		}
 		h := &en.hosts[hi]
 		h.nodes++

@@ -356,6 +356,13 @@ func TestRefusals(t *testing.T) {
 			reason:     "site: no compute host at site s3; no placement of 2 nodes fits with one at each of sites [s3]",
 		},
 		{
+			name:       "each_site covering every node, at sites without hosts",
+			tt:         Timetable{Hosts: hosts},
+			req:        withSitesReq(withFrontendReq(req("vc", 2, 1024, 1, 0, win(0, 5), RoundRobin)), nil, []string{"s7", "s8"}),
+			constraint: ConstraintSite,
+			reason:     "site: no compute host at sites [s7 s8]; no placement of 2 nodes fits with one at each of sites [s7 s8]",
+		},
+		{
 			name:       "empty federation",
 			tt:         Timetable{},
 			req:        req("vc", 1, 1024, 1, 0, win(0, 5), Spread),
@@ -442,6 +449,8 @@ func TestRefusals(t *testing.T) {
 func err2s(e error) string { return e.Error() }
 
 func ptr[T any](v T) *T { return &v }
+
+func withFrontendReq(r Request) Request { r.Frontend = true; return r }
 
 func withSitesReq(r Request, sites, each []string) Request {
 	r.Sites, r.EachSite = sites, each

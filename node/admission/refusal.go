@@ -68,8 +68,9 @@ func fmtBytes(b int64) string {
 
 // refuse explains why no host passing filter can take one more node, after
 // placed nodes were placed. target is the EachSite site being covered, if
-// any.
-func (en *engine) refuse(filter func(*hostState) bool, target string, placed int, win span) *Refusal {
+// any; scope names the candidate hosts ("site s2", "sites [s1 s2]", or ""
+// for the whole federation).
+func (en *engine) refuse(filter func(*hostState) bool, target, scope string, placed int, win span) *Refusal {
 	req := en.req
 	w := windowOf(win)
 	r := &Refusal{Window: w, Nodes: req.Nodes, Placed: placed}
@@ -94,13 +95,10 @@ func (en *engine) refuse(filter func(*hostState) bool, target string, placed int
 	if len(cands) == 0 {
 		r.Constraint = ConstraintSite
 		r.Needed = 1
-		switch {
-		case target != "":
-			r.Site = target
-			r.Reason = fmt.Sprintf("site: no compute host at site %s", target)
-		case len(req.Sites) > 0:
-			r.Reason = fmt.Sprintf("site: no compute host at sites %v", req.Sites)
-		default:
+		r.Site = target
+		if scope != "" {
+			r.Reason = "site: no compute host at " + scope
+		} else {
 			r.Reason = "site: the federation has no compute host"
 		}
 		r.Reason += suffix

@@ -422,8 +422,9 @@ func TestConcurrentAdmissionsMemstore(t *testing.T) {
 }
 
 func TestThroughputMemstore(t *testing.T) {
-	c := runThroughput(t, memOpen(t), 8, 25, true)
-	u := runThroughput(t, memOpen(t), 8, 25, false)
+	// Small: make bench (TestBenchReserve) measures the figures.
+	c := runThroughput(t, memOpen(t), 8, 10, true)
+	u := runThroughput(t, memOpen(t), 8, 10, false)
 	logThroughput(t, "memstore", 8, c, u)
 	if u.conflicts != 0 {
 		t.Errorf("uncontended run had %d conflicts", u.conflicts)
