@@ -87,6 +87,10 @@ type Executor struct {
 	rng      *rand.Rand
 }
 
+// resolveTimeout bounds the resolution of a claim whose outcome is
+// unknown, which goes on after the caller gave up.
+const resolveTimeout = time.Minute
+
 type cached struct {
 	rec *record
 	ver int32
@@ -539,7 +543,7 @@ func (e *Executor) claimJob(ctx context.Context, en entryName, rec *record, ver 
 			return e.newLeases(cn, &info, nr, res[1].Stat.Version, []int{0}), outClaimed, nil
 		}
 		if errors.Is(err, coord.ErrConnectionLost) {
-			won, newVer, rerr := e.resolveClaim(ctx, cn, info.Token)
+			won, newVer, rerr := e.resolveClaim(ctx, cn, info.Token) // not cancellable
 			if rerr != nil {
 				return nil, 0, rerr
 			}
@@ -568,7 +572,14 @@ func (e *Executor) claimJob(ctx context.Context, en entryName, rec *record, ver 
 // resolveClaim settles a claim whose outcome is unknown: it was applied
 // iff the claim node exists with our token. It returns the record's
 // version when it was.
+//
+// The claim may have been made: resolving it must not stop when the
+// caller cancels ctx (a claim made and forgotten would keep its job until
+// this node's session ends), so it runs under a context of its own,
+// bounded by resolveTimeout. A won claim is returned even if ctx ended.
 func (e *Executor) resolveClaim(ctx context.Context, cn claimName, tok string) (bool, int32, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveTimeout)
+	defer cancel()
 	var ver int32
 	won, err := e.q.resolve(ctx, e.q.l.claim(cn), func(ctx context.Context) (bool, error) {
 		data, _, err := e.q.st.Get(ctx, e.q.l.claim(cn))
@@ -668,7 +679,7 @@ func (e *Executor) claimTasks(ctx context.Context, en entryName, rec *record, ve
 		}
 		switch {
 		case errors.Is(err, coord.ErrConnectionLost):
-			won, newVer, rerr := e.resolveClaim(ctx, cn, info.Token)
+			won, newVer, rerr := e.resolveClaim(ctx, cn, info.Token) // not cancellable
 			if rerr != nil {
 				return nil, 0, rerr
 			}

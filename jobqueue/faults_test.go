@@ -447,3 +447,61 @@ func TestArrayFinishHeals(t *testing.T) {
 		})
 	}
 }
+
+// TestCompleteRetriedAfterAppliedError: a settlement is applied but its
+// caller sees an error (and gives up resolving it); calling Complete again
+// reports success, not a lost lease, and nothing completes twice.
+func TestCompleteRetriedAfterAppliedError(t *testing.T) {
+	for _, kind := range []string{"finish", "task", "chunk"} {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnv(t)
+			rule := &faultRule{kind: kind, nth: 1, applied: true, err: coord.ErrNoAuth}
+			st := &faulty{Store: e.session(), rule: rule}
+			ex, err := e.queue(st).NewExecutor(ExecutorConfig{ID: "x", Info: HostInfo{Slots: 3}})
+			ok(t, err)
+			ctx, cancel := context.WithCancel(e.ctx)
+			done := make(chan error, 1)
+			go func() { done <- ex.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			x := &node{ex: ex}
+			var id int64
+			if kind == "finish" {
+				id = e.submit(spec("j"))
+			} else {
+				s := spec("arr")
+				s.Array = &sge.TaskRange{First: 1, Last: 3, Step: 1}
+				id = e.submit(s)
+			}
+			var leases []*Lease
+			if kind == "finish" {
+				leases = append(leases, x.claim(t, 1))
+			} else {
+				for range 3 {
+					leases = append(leases, x.claim(t, 3))
+				}
+			}
+			for _, l := range leases {
+				err := l.Complete(e.ctx, Result{})
+				if err != nil {
+					if !rule.fired {
+						t.Fatal(err)
+					}
+					ok(t, l.Complete(e.ctx, Result{})) // the retry
+				}
+			}
+			if !rule.fired {
+				t.Fatal("fault did not fire")
+			}
+			j, err := e.q.Get(e.ctx, id)
+			ok(t, err)
+			if j.State != StateDone {
+				t.Fatalf("job %s", j.State)
+			}
+			acct, err := e.q.Accounting(e.ctx, id)
+			ok(t, err)
+			if len(acct) != len(leases) {
+				t.Fatalf("%d accounting records for %d runs", len(acct), len(leases))
+			}
+		})
+	}
+}

@@ -28,6 +28,9 @@ type Lease struct {
 	settled   bool // guarded by ch.mu
 }
 
+// errSettledBefore: reload found the job finished by this very claim.
+var errSettledBefore = errors.New("jobqueue: settled before")
+
 // chunk is one claim: a job, or a chunk of an array job's tasks.
 type chunk struct {
 	e     *Executor
@@ -198,7 +201,9 @@ func finalState(deleting bool, r *Result) State {
 func (c *chunk) settleJob(ctx context.Context, l *Lease, r *Result) error {
 	q := c.e.q
 	if l.isDeleted.Load() && c.rec.State != StateDeleting {
-		if err := c.reload(ctx); err != nil {
+		if err := c.reload(ctx); errors.Is(err, errSettledBefore) {
+			return nil
+		} else if err != nil {
 			return err
 		}
 	}
@@ -264,7 +269,9 @@ func (c *chunk) settleJob(ctx context.Context, l *Lease, r *Result) error {
 		if idx == 0 {
 			// The record changed (qdel, qalter, qhold while running) or is
 			// gone: read it again; it must still name this claim.
-			if err := c.reload(ctx); err != nil {
+			if err := c.reload(ctx); errors.Is(err, errSettledBefore) {
+				return nil
+			} else if err != nil {
 				return err
 			}
 			continue
@@ -290,7 +297,12 @@ func (c *chunk) reload(ctx context.Context) error {
 	q := c.e.q
 	rec, ver, err := q.getRecord(ctx, c.name.ID)
 	if errors.Is(err, coord.ErrNotFound) {
-		// Finished by someone else: only possible once our claim is gone.
+		// Finished: by this claim (an earlier Complete whose outcome was
+		// not learnt), or by someone else once our claim was gone.
+		d, err := q.getDone(ctx, c.name.ID)
+		if err == nil && d.Settled == c.name.N && d.Final != nil && d.Final.Claim == c.name.N {
+			return errSettledBefore
+		}
 		return ErrLeaseLost
 	}
 	if err != nil {
@@ -307,6 +319,8 @@ func (c *chunk) reload(ctx context.Context) error {
 // the record's Settled field names our claim iff it was applied. When it
 // was not and our claim is gone, the lease is lost.
 func (c *chunk) resolveJobSettle(ctx context.Context, final bool) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveTimeout)
+	defer cancel()
 	q := c.e.q
 	var claimGone bool
 	applied, err := q.resolve(ctx, q.l.job(c.name.ID), func(ctx context.Context) (bool, error) {
@@ -393,6 +407,15 @@ func (c *chunk) settleTask(ctx context.Context, l *Lease, r *Result) error {
 			continue
 		}
 		idx, cause := multiErr(err)
+		if idx == 1 && errors.Is(cause, coord.ErrExists) {
+			// Written before by a Complete whose outcome was not learnt?
+			if ours, err := c.taskDoneByUs(ctx, l.task); err != nil {
+				return err
+			} else if ours {
+				c.completed = append(c.completed, l.task)
+				return nil
+			}
+		}
 		if idx == 0 && errors.Is(cause, coord.ErrNotFound) {
 			return ErrLeaseLost
 		}
@@ -431,6 +454,8 @@ func (c *chunk) note(l *Lease, r *Result) {
 
 // resolveTask: a task record written by this claim exists iff applied.
 func (c *chunk) resolveTask(ctx context.Context, task int) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveTimeout)
+	defer cancel()
 	q := c.e.q
 	var claimGone bool
 	applied, err := q.resolve(ctx, q.l.task(c.name.ID, task), func(ctx context.Context) (bool, error) {
@@ -491,6 +516,7 @@ func (c *chunk) settleChunk(ctx context.Context, l *Lease, r *Result) error {
 		c.note(l, r)
 	}
 	touch := len(c.requeue) > 0 || len(c.errTasks) > 0
+	applied := false
 	for attempt := 0; ; attempt++ {
 		var ops []coord.Op
 		if completes {
@@ -557,12 +583,27 @@ func (c *chunk) settleChunk(ctx context.Context, l *Lease, r *Result) error {
 			return fmt.Errorf("jobqueue: settle tasks of job %d: %w", id, err)
 		}
 		switch p := ops[idx].NodePath(); {
+		case completes && p == q.l.task(id, l.task) && errors.Is(cause, coord.ErrExists):
+			// Written before by a Complete whose outcome was not learnt?
+			ours, err := c.taskDoneByUs(ctx, l.task)
+			if err != nil {
+				return err
+			}
+			if !ours {
+				return fmt.Errorf("jobqueue: settle tasks of job %d: %w", id, cause)
+			}
+			// Only this transaction writes this task's record: it was
+			// applied, whole, by an earlier call.
+			applied = true
 		case p == q.l.claim(c.name) && errors.Is(cause, coord.ErrNotFound):
 			return ErrLeaseLost
 		case p == q.l.job(id) || strings.HasPrefix(p, q.l.dir(queueDir)+"/"):
 			continue // the record changed: count again
 		default:
 			return fmt.Errorf("jobqueue: settle tasks of job %d: %w", id, err)
+		}
+		if applied {
+			break
 		}
 	}
 	if _, err := q.finishArray(ctx, id); err != nil {
@@ -576,6 +617,8 @@ func (c *chunk) settleChunk(ctx context.Context, l *Lease, r *Result) error {
 // resolveChunk: applied iff our task record exists (when the settlement
 // wrote one) or our run entry is gone while... the claim is gone too.
 func (c *chunk) resolveChunk(ctx context.Context, completes bool, task int) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveTimeout)
+	defer cancel()
 	q := c.e.q
 	var claimGone bool
 	applied, err := q.resolve(ctx, q.l.run(c.name), func(ctx context.Context) (bool, error) {
