@@ -127,6 +127,7 @@ type hostBooking struct {
 func newIndex(tt Timetable, req Request, within span) (*index, error) {
 	allowed := func(site string) bool { return len(req.Sites) == 0 || slices.Contains(req.Sites, site) }
 	ix := &index{siteSt: map[string][]int{}, vlans: map[int][]span{}, allSites: len(req.Sites) == 0}
+	ix.hosts = make([]Host, 0, len(tt.Hosts))
 	for _, h := range tt.Hosts {
 		if allowed(h.Site) {
 			ix.hosts = append(ix.hosts, h)
@@ -148,15 +149,16 @@ func newIndex(tt Timetable, req Request, within span) (*index, error) {
 		storeAt[s.Name] = i
 		ix.siteSt[s.Site] = append(ix.siteSt[s.Site], i)
 	}
-	// Two passes: count each resource's entries, then fill one backing
-	// array per kind (an admission indexes every entry, so this is hot).
-	where := make([]int32, len(tt.Entries))
+	// Two passes: find the entries that matter and count them per
+	// resource, then fill one backing array per kind (an admission scans
+	// every entry, so this is hot).
+	type hit struct{ entry, resource int32 }
+	var hits []hit
 	hostN := make([]int32, len(ix.hosts))
 	storeN := make([]int32, len(ix.storage))
 	nh, ns := 0, 0
 	for k := range tt.Entries {
 		e := &tt.Entries[k]
-		where[k] = -1
 		if e.VC == req.VC {
 			return nil, fmt.Errorf("%w: %s", ErrVCExists, req.VC)
 		}
@@ -169,13 +171,13 @@ func newIndex(tt Timetable, req Request, within span) (*index, error) {
 		switch e.Kind {
 		case KindHost:
 			if i, ok := hostAt[e.Resource]; ok {
-				where[k] = int32(i)
+				hits = append(hits, hit{int32(k), int32(i)})
 				hostN[i]++
 				nh++
 			}
 		case KindStorage:
 			if i, ok := storeAt[e.Resource]; ok {
-				where[k] = int32(i)
+				hits = append(hits, hit{int32(k), int32(i)})
 				storeN[i]++
 				ns++
 			}
@@ -195,12 +197,8 @@ func newIndex(tt Timetable, req Request, within span) (*index, error) {
 		ix.storeIv[i] = storeBuf[len(storeBuf) : len(storeBuf) : len(storeBuf)+int(n)]
 		storeBuf = storeBuf[:len(storeBuf)+int(n)]
 	}
-	for k := range tt.Entries {
-		i := where[k]
-		if i < 0 {
-			continue
-		}
-		e := &tt.Entries[k]
+	for _, h := range hits {
+		i, e := h.resource, &tt.Entries[h.entry]
 		sp := spanOf(e.Window)
 		switch e.Kind {
 		case KindHost:
@@ -250,6 +248,7 @@ func (ix *index) engine(req Request, win span) *engine {
 	en := &engine{req: req, win: win, siteSt: ix.siteSt}
 	en.hosts = make([]hostState, len(ix.hosts))
 	var buf []interval
+	var scratch []event
 	for i, h := range ix.hosts {
 		buf = buf[:0]
 		fe := 0
@@ -259,7 +258,7 @@ func (ix *index) engine(req Request, win span) *engine {
 				fe += b.frontends
 			}
 		}
-		mem, cpu, _, _ := peaks(buf)
+		mem, cpu, _, _ := peaksBuf(buf, &scratch)
 		en.hosts[i] = hostState{Host: h, order: i, freeMem: h.MemoryMiB - mem, freeCPU: h.VCPUs - cpu, frontends: fe}
 	}
 	en.storage = make([]storeState, len(ix.storage))
@@ -270,7 +269,7 @@ func (ix *index) engine(req Request, win span) *engine {
 				buf = append(buf, interval{max(b.s, win.s), min(b.e, win.e), b.a, 0})
 			}
 		}
-		used, _, _, _ := peaks(buf)
+		used, _, _, _ := peaksBuf(buf, &scratch)
 		en.storage[i] = storeState{StorageHost: s, free: s.Bytes - used}
 	}
 	return en

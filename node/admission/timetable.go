@@ -76,14 +76,21 @@ func (tt Timetable) validateResources() error {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidTimetable}, args...)...))
 	}
-	hosts := map[string]bool{}
+	names := make([]string, 0, max(len(tt.Hosts), len(tt.Storage)))
+	dups := func(what string) {
+		slices.Sort(names) // usually sorted already: the store lists children in order
+		for i := 1; i < len(names); i++ {
+			if names[i] == names[i-1] && (i == 1 || names[i-2] != names[i]) {
+				bad("%s %q listed twice", what, names[i])
+			}
+		}
+		names = names[:0]
+	}
 	for _, h := range tt.Hosts {
 		if err := validName(h.Name); err != nil {
 			bad("host %q: bad name", h.Name)
-		} else if hosts[h.Name] {
-			bad("host %q listed twice", h.Name)
 		}
-		hosts[h.Name] = true
+		names = append(names, h.Name)
 		if err := validName(h.Site); err != nil {
 			bad("host %q: bad site %q", h.Name, h.Site)
 		}
@@ -91,14 +98,12 @@ func (tt Timetable) validateResources() error {
 			bad("host %q: capacity out of range (%d MiB, %d vCPUs)", h.Name, h.MemoryMiB, h.VCPUs)
 		}
 	}
-	stores := map[string]bool{}
+	dups("host")
 	for _, s := range tt.Storage {
 		if err := validName(s.Name); err != nil {
 			bad("storage host %q: bad name", s.Name)
-		} else if stores[s.Name] {
-			bad("storage host %q listed twice", s.Name)
 		}
-		stores[s.Name] = true
+		names = append(names, s.Name)
 		if err := validName(s.Site); err != nil {
 			bad("storage host %q: bad site %q", s.Name, s.Site)
 		}
@@ -106,6 +111,7 @@ func (tt Timetable) validateResources() error {
 			bad("storage host %q: capacity %d out of range", s.Name, s.Bytes)
 		}
 	}
+	dups("storage host")
 	return errors.Join(errs...)
 }
 
@@ -250,18 +256,27 @@ type interval struct {
 // maximised independently) and an instant where each is reached. Half-open
 // intervals: one ending at t and another starting at t do not overlap.
 func peaks(iv []interval) (pa, pb, ta, tb int64) {
+	var scratch []event
+	return peaksBuf(iv, &scratch)
+}
+
+// event is one end of an interval in peaks' sweep.
+type event struct {
+	t      int64
+	da, db int64
+	start  bool
+}
+
+// peaksBuf is peaks with a reusable event buffer.
+func peaksBuf(iv []interval, scratch *[]event) (pa, pb, ta, tb int64) {
 	if len(iv) == 0 {
 		return 0, 0, 0, 0
 	}
 	if len(iv) == 1 {
 		return iv[0].a, iv[0].b, iv[0].s, iv[0].s
 	}
-	type event struct {
-		t      int64
-		da, db int64
-		start  bool
-	}
-	ev := make([]event, 0, 2*len(iv))
+	ev := (*scratch)[:0]
+	defer func() { *scratch = ev }()
 	for _, x := range iv {
 		ev = append(ev, event{x.s, x.a, x.b, true}, event{x.e, -x.a, -x.b, false})
 	}
