@@ -37,6 +37,15 @@ type ExecutorConfig struct {
 	RelistInterval time.Duration
 	// Logger receives the executor's logs; nil uses the queue's.
 	Logger *slog.Logger
+	// JoinGangs lets the executor take shares of the slots of parallel
+	// jobs whose PE spans hosts and that no single executor can start
+	// alone: such a Claim may return a slave lease (Lease.Slave), which
+	// holds slots and runs nothing. Off by default.
+	JoinGangs bool
+	// GangTimeout is how long a slave lease waits for its job to gather
+	// all its slots before it gives its share back (so that two gathering
+	// jobs cannot hold each other's slots for ever); default 1 minute.
+	GangTimeout time.Duration
 }
 
 // Executor claims jobs for one node and settles them: the consumer side of
@@ -59,9 +68,10 @@ type Executor struct {
 	cfg ExecutorConfig
 	log *slog.Logger
 
-	sem   chan struct{} // the claim path: one Claim at a time
-	wake  chan struct{} // Run -> Claim: relist (session change)
-	ready chan struct{} // closed once Run has registered the node
+	sem       chan struct{} // the claim path: one Claim at a time
+	wake      chan struct{} // Run -> Claim: relist (session change)
+	slaveKick chan struct{} // Claim -> Run: a slave lease to watch
+	ready     chan struct{} // closed once Run has registered the node
 
 	mu      sync.Mutex
 	running bool
@@ -120,6 +130,9 @@ func (q *Queue) NewExecutor(cfg ExecutorConfig) (*Executor, error) {
 	if cfg.RelistInterval <= 0 {
 		cfg.RelistInterval = 250 * time.Millisecond
 	}
+	if cfg.GangTimeout <= 0 {
+		cfg.GangTimeout = time.Minute
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = q.log
@@ -129,15 +142,16 @@ func (q *Queue) NewExecutor(cfg ExecutorConfig) (*Executor, error) {
 	seed := h.Sum64()
 	return &Executor{
 		q: q, cfg: cfg, log: log.With("executor", cfg.ID),
-		sem:      make(chan struct{}, 1),
-		wake:     make(chan struct{}, 1),
-		ready:    make(chan struct{}),
-		chunks:   map[claimName]*chunk{},
-		cache:    map[entryName]cached{},
-		finished: map[int64]bool{},
-		predW:    map[int64]<-chan coord.Event{},
-		tcW:      map[int64]<-chan coord.Event{},
-		rng:      rand.New(rand.NewPCG(seed, seed>>7|1)),
+		sem:       make(chan struct{}, 1),
+		wake:      make(chan struct{}, 1),
+		slaveKick: make(chan struct{}, 1),
+		ready:     make(chan struct{}),
+		chunks:    map[claimName]*chunk{},
+		cache:     map[entryName]cached{},
+		finished:  map[int64]bool{},
+		predW:     map[int64]<-chan coord.Event{},
+		tcW:       map[int64]<-chan coord.Event{},
+		rng:       rand.New(rand.NewPCG(seed, seed>>7|1)),
 	}, nil
 }
 
@@ -450,6 +464,12 @@ func (e *Executor) try(ctx context.Context, en entryName, c Capacity, w *waitSet
 		return nil, outBlocked, nil
 	}
 	slots, possible := fits(rec.Spec, &e.cfg.Info, c)
+	if e.cfg.JoinGangs && e.q.multiHost(rec) && hostMatches(rec.Spec, &e.cfg.Info) && (len(rec.Gang) > 0 || slots == 0) {
+		if c.Slots < 1 {
+			return nil, outNoFit, nil
+		}
+		return e.claimShare(ctx, en, rec, ver, c.Slots)
+	}
 	if !possible {
 		return nil, outGone, nil
 	}
@@ -566,6 +586,84 @@ func (e *Executor) claimJob(ctx context.Context, en entryName, rec *record, ver 
 			return nil, outLost, nil
 		}
 		return nil, 0, fmt.Errorf("jobqueue: claim job %d: %w", rec.ID, err)
+	}
+}
+
+// claimShare claims a share of the slots of a parallel job that spans
+// hosts: Multi(Set(record, version) adding the share, Delete+Create(entry)
+// with a new revision, Create(run), Create(claim, ephemeral)). The share
+// that completes the gang makes its executor the job's master: the record
+// goes to r with the allocation (master first), as PE_HOSTFILE lists it;
+// the earlier shares' leases are slaves.
+func (e *Executor) claimShare(ctx context.Context, en entryName, rec *record, ver int32, free int) (*Lease, outcome, error) {
+	need := rec.Spec.PE.Min
+	have := rec.gangSlots()
+	s := min(free, need-have)
+	if s <= 0 {
+		return nil, outGone, nil
+	}
+	n := rec.Claims + 1
+	info := e.newClaim(n, s, nil)
+	nr := rec.clone()
+	nr.Claims = n
+	ops := []coord.Op{&coord.DeleteOp{Path: e.q.l.entry(en), Version: coord.AnyVersion}}
+	if have+s >= need {
+		if err := nr.setState(StateRunning); err != nil {
+			return nil, 0, err
+		}
+		info.Hosts = []PEHost{{Executor: info.Executor, Host: info.Host, Slots: s}}
+		for _, g := range rec.Gang {
+			info.Hosts = append(info.Hosts, PEHost{Executor: g.Executor, Host: g.Host, Slots: g.Slots})
+		}
+		nr.Claim, nr.Queued = &info, false
+	} else {
+		info.Share = true
+		nr.Gang = append(nr.Gang, info)
+		nr.Rev++
+		ops = append(ops, &coord.CreateOp{Path: e.q.l.entry(nr.entry())})
+	}
+	recData, err := encode(nr)
+	if err != nil {
+		return nil, 0, err
+	}
+	infoData, err := encode(info)
+	if err != nil {
+		return nil, 0, err
+	}
+	cn := claimName{ID: rec.ID, N: n}
+	ops = append(ops,
+		&coord.SetOp{Path: e.q.l.job(rec.ID), Data: recData, Version: ver},
+		&coord.CreateOp{Path: e.q.l.run(cn), Data: infoData},
+		&coord.CreateOp{Path: e.q.l.claim(cn), Data: infoData, Mode: coord.Ephemeral})
+	delete(e.cache, en)
+	for attempt := 0; ; attempt++ {
+		res, err := e.q.st.Multi(ctx, ops...)
+		var newVer int32
+		switch {
+		case err == nil:
+			newVer = res[len(ops)-3].Stat.Version
+		case errors.Is(err, coord.ErrConnectionLost):
+			won, v, rerr := e.resolveClaim(ctx, cn, info.Token)
+			if rerr != nil {
+				return nil, 0, rerr
+			}
+			if !won {
+				return nil, outLost, nil
+			}
+			newVer = v
+		case errors.Is(err, coord.ErrUnavailable), errors.Is(err, coord.ErrSessionExpired):
+			if perr := pause(ctx, attempt); perr != nil {
+				return nil, 0, perr
+			}
+			continue
+		default:
+			if idx, _ := multiErr(err); idx >= 0 {
+				return nil, outLost, nil
+			}
+			return nil, 0, fmt.Errorf("jobqueue: claim share of job %d: %w", rec.ID, err)
+		}
+		l := e.newLeases(cn, &info, nr, newVer, []int{0})
+		return l, outClaimed, nil
 	}
 }
 
@@ -748,7 +846,13 @@ func (e *Executor) popBuffer(c Capacity) *Lease {
 // other tasks of an array chunk are buffered for the next Claim calls.
 func (e *Executor) newLeases(cn claimName, info *claimInfo, rec *record, ver int32, tasks []int) *Lease {
 	e.q.stats.claims.Add(1)
-	ch := &chunk{e: e, name: cn, info: *info, rec: rec, ver: ver, array: rec.isArray(), lost: make(chan struct{})}
+	ch := &chunk{e: e, name: cn, info: *info, rec: rec, ver: ver, array: rec.isArray(), slave: info.Share,
+		lost: make(chan struct{}), started: make(chan struct{}), finished: make(chan struct{})}
+	if !ch.slave {
+		close(ch.started)
+	} else {
+		ch.deadline = time.Now().Add(e.cfg.GangTimeout)
+	}
 	for _, t := range tasks {
 		ch.leases = append(ch.leases, &Lease{ch: ch, task: t, slots: info.Slots, deleted: make(chan struct{})})
 	}
@@ -759,6 +863,12 @@ func (e *Executor) newLeases(cn claimName, info *claimInfo, rec *record, ver int
 	sig, signalled := e.pending[cn]
 	delete(e.pending, cn)
 	e.mu.Unlock()
+	if ch.slave {
+		select {
+		case e.slaveKick <- struct{}{}:
+		default:
+		}
+	}
 	if signalled {
 		for _, l := range ch.leases {
 			if len(sig) == 0 || slices.Contains(sig, l.task) {

@@ -74,9 +74,15 @@ type node struct {
 
 func (e *env) node(id string, slots int) *node {
 	e.t.Helper()
+	return e.nodeCfg(ExecutorConfig{ID: id, Info: HostInfo{Slots: slots, MemTotal: 8 << 30}})
+}
+
+func (e *env) nodeCfg(cfg ExecutorConfig) *node {
+	e.t.Helper()
+	id := cfg.ID
 	st := e.session()
 	q := e.queue(st)
-	ex, err := q.NewExecutor(ExecutorConfig{ID: id, Info: HostInfo{Slots: slots, MemTotal: 8 << 30}})
+	ex, err := q.NewExecutor(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/musubi-fabric/musubi/coord"
 	"github.com/musubi-fabric/musubi/jobqueue/sge"
@@ -52,7 +53,37 @@ type chunk struct {
 	leases   []*Lease
 	lost     chan struct{}
 	lostOnce sync.Once
+
+	// A slave share of a parallel job (see Lease.Slave): started closes
+	// when the job starts on its master, finished when it ended or the
+	// gang gave up; deadline is when an unstarted share gives up.
+	slave      bool
+	started    chan struct{}
+	startOnce  sync.Once
+	finished   chan struct{}
+	finishOnce sync.Once
+	deadline   time.Time
 }
+
+func (c *chunk) markStarted()  { c.startOnce.Do(func() { close(c.started) }) }
+func (c *chunk) markFinished() { c.finishOnce.Do(func() { close(c.finished) }) }
+
+// Slave reports whether the lease is a slave share of a parallel job
+// whose PE spans hosts: it holds Slots() slots on this node for the job,
+// whose master runs it elsewhere with a PE_HOSTFILE listing this node
+// (loose integration: nothing runs here unless the job starts it, e.g.
+// over ssh). Keep the slots until Finished is closed, then Release. A
+// slave whose job has not started within ExecutorConfig.GangTimeout gives
+// its share back by itself (Finished closes).
+func (l *Lease) Slave() bool { return l.ch.slave }
+
+// Started is closed when the job runs: at once for everything but a slave
+// lease, whose job starts when its master has gathered all slots.
+func (l *Lease) Started() <-chan struct{} { return l.ch.started }
+
+// Finished is closed when the lease is settled or lost, and for a slave
+// lease when its job ended (or gave up gathering slots).
+func (l *Lease) Finished() <-chan struct{} { return l.ch.finished }
 
 // JobID is the job's id.
 func (l *Lease) JobID() int64 { return l.ch.name.ID }
@@ -72,8 +103,10 @@ func (l *Lease) Spec() *sge.JobSpec { return l.ch.rec.Spec }
 // Slots is the number of slots granted (NSLOTS).
 func (l *Lease) Slots() int { return l.slots }
 
-// Hosts is the PE allocation (PE_HOSTFILE): this node with the granted
-// slots.
+// Hosts is the PE allocation (PE_HOSTFILE), master first: this node with
+// the granted slots, and for a parallel job that gathered slots from
+// several executors, theirs. NSLOTS is the sum of their slots; Slots is
+// this node's part.
 func (l *Lease) Hosts() []PEHost {
 	if len(l.ch.info.Hosts) > 0 {
 		return slices.Clone(l.ch.info.Hosts)
@@ -106,6 +139,7 @@ func (c *chunk) markLost() {
 		close(c.lost)
 		c.e.q.stats.leasesLost.Add(1)
 	})
+	c.markFinished()
 	c.e.forget(c)
 }
 
@@ -133,6 +167,8 @@ func (l *Lease) settle(ctx context.Context, r *Result) error {
 	var err error
 	last := c.open == 1
 	switch {
+	case c.slave:
+		err = c.settleShare(ctx)
 	case !c.array:
 		err = c.settleJob(ctx, l, r)
 	case last:
@@ -152,9 +188,73 @@ func (l *Lease) settle(ctx context.Context, r *Result) error {
 	c.open--
 	c.e.q.stats.settled.Add(1)
 	if c.open == 0 {
+		c.markFinished()
 		c.e.forget(c)
 	}
 	return nil
+}
+
+// settleShare gives a slave's share back: Multi(Set(record, version)
+// without the share, Delete(run), Delete(claim)) - the entry of a gang
+// still gathering gets a new revision, so consumers see the free room.
+// Nothing is left to do when the job ended or dissolved its gang.
+func (c *chunk) settleShare(ctx context.Context) error {
+	q := c.e.q
+	dropClaim := func() error {
+		return retry(ctx, func() error { return ignoreNotFound(q.st.Delete(ctx, q.l.claim(c.name), coord.AnyVersion)) })
+	}
+	for attempt := 0; ; attempt++ {
+		rec, ver, err := q.getRecord(ctx, c.name.ID)
+		if errors.Is(err, coord.ErrNotFound) {
+			return dropClaim()
+		}
+		if err != nil {
+			return err
+		}
+		i := rec.share(c.name.N)
+		if i < 0 {
+			return dropClaim()
+		}
+		nr := rec.clone()
+		nr.Gang = slices.Delete(nr.Gang, i, i+1)
+		ops, err := q.recordOps(rec, ver, nr, rec.State == StateQueued)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, c.claimOps()...)
+		_, err = q.st.Multi(ctx, ops...)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, coord.ErrConnectionLost):
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resolveTimeout)
+			gone, rerr := q.resolve(rctx, q.l.run(c.name), func(ctx context.Context) (bool, error) {
+				ok, _, err := q.st.Exists(ctx, q.l.run(c.name))
+				return !ok, err
+			})
+			cancel()
+			if rerr != nil {
+				return rerr
+			}
+			q.stats.unknown(gone)
+			if gone {
+				return dropClaim()
+			}
+		case coord.Retryable(err), errors.Is(err, coord.ErrSessionExpired):
+		default:
+			idx, cause := multiErr(err)
+			if idx < 0 {
+				return fmt.Errorf("jobqueue: give back share %s: %w", c.name, err)
+			}
+			if ops[idx].NodePath() == q.l.claim(c.name) && errors.Is(cause, coord.ErrNotFound) {
+				return ErrLeaseLost
+			}
+			// Changed meanwhile: look again.
+		}
+		if perr := pause(ctx, attempt); perr != nil {
+			return perr
+		}
+	}
 }
 
 func (c *chunk) accounting(l *Lease, r *Result) Accounting {

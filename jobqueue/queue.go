@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -34,6 +35,11 @@ type Config struct {
 	// MaxMultiOps bounds the operations of one submission transaction;
 	// default 2000.
 	MaxMultiOps int
+	// SingleHostPEs are the parallel environments whose slots must all be
+	// on one host (Grid Engine's allocation_rule $pe_slots); default
+	// "smp". Jobs of other PEs may gather their slots from several
+	// executors (see ExecutorConfig.JoinGangs).
+	SingleHostPEs []string
 }
 
 // Queue is one virtual cluster's job queue on a coord.Store: submission,
@@ -47,6 +53,7 @@ type Queue struct {
 	now      func() time.Time
 	maxBytes int
 	maxOps   int
+	single   []string
 	stats    stats
 }
 
@@ -79,7 +86,16 @@ func New(cfg Config) (*Queue, error) {
 	if q.maxOps <= 0 {
 		q.maxOps = 2000
 	}
+	q.single = cfg.SingleHostPEs
+	if q.single == nil {
+		q.single = []string{"smp"}
+	}
 	return q, nil
+}
+
+// multiHost reports whether a job's PE may span executors.
+func (q *Queue) multiHost(r *record) bool {
+	return r.Spec.PE != nil && !r.isArray() && !slices.Contains(q.single, r.Spec.PE.Name)
 }
 
 // Root is the queue's root path.

@@ -39,6 +39,10 @@ type record struct {
 	Claim *claimInfo `json:"claim,omitempty"`
 	// Array is the task bookkeeping of an array job.
 	Array *arrayState `json:"array,omitempty"`
+	// Gang are the slot shares other executors hold for a parallel job
+	// whose PE spans hosts: gathered while the job is queued, kept while it
+	// runs on the executor that completed the gang (Claim).
+	Gang []claimInfo `json:"gang,omitempty"`
 	// ErrorReason says why the job is in Eqw.
 	ErrorReason string    `json:"error_reason,omitempty"`
 	ErrorTime   time.Time `json:"error_time,omitzero"`
@@ -72,6 +76,8 @@ type claimInfo struct {
 	// Hosts is the PE allocation (master first) when the job spans
 	// several executors' slots; nil for one host.
 	Hosts []PEHost `json:"hosts,omitempty"`
+	// Share marks a slave's share of a parallel job's slots.
+	Share bool `json:"share,omitempty"`
 }
 
 // arrayState is the task cursor of an array job.
@@ -98,6 +104,7 @@ func (r *record) clone() *record {
 	c := *r
 	c.Preds = slices.Clone(r.Preds)
 	c.History = slices.Clone(r.History)
+	c.Gang = slices.Clone(r.Gang)
 	if r.Claim != nil {
 		cl := *r.Claim
 		cl.Tasks = slices.Clone(cl.Tasks)
@@ -119,6 +126,20 @@ func (r *record) clone() *record {
 }
 
 func (r *record) isArray() bool { return r.Spec != nil && r.Spec.Array != nil }
+
+// gangSlots is the number of slots the gang's shares hold.
+func (r *record) gangSlots() int {
+	n := 0
+	for _, g := range r.Gang {
+		n += g.Slots
+	}
+	return n
+}
+
+// share returns the index of gang share n, or -1.
+func (r *record) share(n int) int {
+	return slices.IndexFunc(r.Gang, func(g claimInfo) bool { return g.N == n })
+}
 
 func (r *record) entry() entryName {
 	return entryName{Priority: r.Spec.Priority, ID: r.ID, Rev: r.Rev, Array: r.isArray()}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -47,6 +48,7 @@ func (e *Executor) Run(ctx context.Context) error {
 		close(e.ready)
 	}
 	var execW, sigW <-chan coord.Event
+	slaveW := map[claimName]<-chan coord.Event{}
 	needScan, needSig := true, true
 	for attempt := 0; ; {
 		if id := e.q.st.SessionID(); id != 0 && id != e.session {
@@ -82,16 +84,115 @@ func (e *Executor) Run(ctx context.Context) error {
 			continue
 		}
 		attempt = 0
-		select {
-		case <-ctx.Done():
+		timer, slaveChans, slaveNames := e.watchSlaves(ctx, slaveW)
+		cases := []reflect.SelectCase{
+			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(sess)},
+			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(execW)},
+			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(sigW)},
+			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(e.slaveKick)},
+		}
+		if timer != nil {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)})
+		}
+		base := len(cases)
+		for _, ch := range slaveChans {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+		}
+		chosen, _, _ := reflect.Select(cases)
+		if timer != nil {
+			timer.Stop()
+		}
+		switch {
+		case chosen == 0:
 			return nil
-		case <-sess:
-		case <-execW:
+		case chosen == 2:
 			needScan = true
-		case <-sigW:
+		case chosen == 3:
 			needSig = true
+		case chosen >= base:
+			delete(slaveW, slaveNames[chosen-base]) // checked and re-armed next round
 		}
 	}
+}
+
+// watchSlaves checks the executor's slave leases: a slave whose job
+// started is told so, one whose job ended (or dissolved its gang) drops
+// its claim and is finished, one that waited past its deadline gives its
+// share back. It arms a watch on the record of each slave still waiting
+// or running (kept in w) and returns a timer for the next deadline.
+func (e *Executor) watchSlaves(ctx context.Context, w map[claimName]<-chan coord.Event) (*time.Timer, []<-chan coord.Event, []claimName) {
+	e.mu.Lock()
+	var slaves []*chunk
+	for _, c := range e.chunks {
+		if c.slave {
+			slaves = append(slaves, c)
+		}
+	}
+	e.mu.Unlock()
+	var next time.Time
+	live := map[claimName]bool{}
+	for _, c := range slaves {
+		live[c.name] = true
+		select {
+		case <-c.started:
+		default:
+			if time.Now().After(c.deadline) {
+				e.log.Info("parallel job did not gather its slots in time: giving the share back", "claim", c.name.String())
+				if err := c.leases[0].Release(ctx); err != nil && !errors.Is(err, ErrLeaseSettled) {
+					e.log.Warn("giving back a share", "claim", c.name.String(), "err", err)
+				}
+				c.markFinished()
+				delete(w, c.name)
+				continue
+			}
+			if next.IsZero() || c.deadline.Before(next) {
+				next = c.deadline
+			}
+		}
+		if _, ok := w[c.name]; ok {
+			continue
+		}
+		data, _, ch, err := e.q.st.GetW(ctx, e.q.l.job(c.name.ID))
+		var rec *record
+		if err == nil {
+			rec, err = decodeRecord(e.q.l.job(c.name.ID), data)
+		}
+		if err != nil && !errors.Is(err, coord.ErrNotFound) {
+			e.log.Warn("watching a parallel job", "claim", c.name.String(), "err", err)
+			continue // tried again on the next event
+		}
+		if errors.Is(err, coord.ErrNotFound) || rec.share(c.name.N) < 0 {
+			// The job ended, or its gang was given up: drop the claim.
+			if err := ignoreNotFound(e.q.st.Delete(ctx, e.q.l.claim(c.name), coord.AnyVersion)); err != nil {
+				e.log.Warn("dropping a share's claim", "claim", c.name.String(), "err", err)
+			}
+			c.markStarted()
+			c.markFinished()
+			e.forget(c)
+			continue
+		}
+		if rec.State.Active() {
+			c.markStarted()
+		}
+		w[c.name] = ch
+	}
+	for n := range w {
+		if !live[n] {
+			delete(w, n)
+		}
+	}
+	var timer *time.Timer
+	if !next.IsZero() {
+		timer = time.NewTimer(time.Until(next))
+	}
+	var chans []<-chan coord.Event
+	var names []claimName
+	for n, ch := range w {
+		chans = append(chans, ch)
+		names = append(names, n)
+	}
+	return timer, chans, names
 }
 
 // register creates the executor's ephemeral registry entry for the
@@ -425,6 +526,11 @@ func (q *Queue) recoverClaim(ctx context.Context, cn claimName) (bool, error) {
 					nr.History = append(nr.History, ta)
 				}
 			}
+		} else if i := rec.share(cn.N); i >= 0 {
+			// A slave of a parallel job died: its share goes. A gathering
+			// gang waits for another; a running job goes on (its master
+			// owns the processes).
+			nr.Gang = slices.Delete(nr.Gang, i, i+1)
 		} else {
 			if rec.Claim == nil || rec.Claim.N != cn.N {
 				err := retry(ctx, func() error { return ignoreNotFound(q.st.Delete(ctx, q.l.run(cn), coord.AnyVersion)) })
@@ -460,9 +566,9 @@ func (q *Queue) recoverClaim(ctx context.Context, cn claimName) (bool, error) {
 			}
 			arrayDone(nr, n)
 		}
-		// Arrays get a new entry name, so that consumers -tc held back see
-		// the room the dead claim leaves.
-		ops, err := q.recordOps(rec, ver, nr, rec.isArray())
+		// Arrays and gathering gangs get a new entry name, so that
+		// consumers see the room the dead claim leaves.
+		ops, err := q.recordOps(rec, ver, nr, rec.isArray() || rec.share(cn.N) >= 0)
 		if err != nil {
 			return false, err
 		}
@@ -527,8 +633,19 @@ func (q *Queue) finalOps(rec *record, ver int32, nr *record) ([]coord.Op, error)
 // when nr is final. An array job keeps its queue entry while it is queued,
 // until it finishes.
 func (q *Queue) recordOps(rec *record, ver int32, nr *record, rename bool) ([]coord.Op, error) {
+	// A gang lives while its job gathers slots (queued) or runs; any other
+	// change dissolves it: its shares' run entries go, and the slaves,
+	// watching the record, drop their claims.
+	var dissolve []coord.Op
+	if len(nr.Gang) > 0 && !(nr.State == StateQueued && rec.State == StateQueued) && !nr.State.Active() {
+		for _, g := range nr.Gang {
+			dissolve = append(dissolve, &coord.DeleteOp{Path: q.l.run(claimName{ID: rec.ID, N: g.N}), Version: coord.AnyVersion})
+		}
+		nr.Gang = nil
+	}
 	if nr.State.Final() {
-		return q.finalOps(rec, ver, nr)
+		ops, err := q.finalOps(rec, ver, nr)
+		return append(ops, dissolve...), err
 	}
 	want := nr.State == StateQueued
 	fresh := want && (!rec.Queued || rename || rec.entry() != nr.entry())
@@ -552,7 +669,7 @@ func (q *Queue) recordOps(rec *record, ver int32, nr *record, rename bool) ([]co
 			&coord.DeleteOp{Path: q.l.name(rec.Spec.Name, rec.ID), Version: coord.AnyVersion},
 			&coord.CreateOp{Path: q.l.name(nr.Spec.Name, rec.ID)})
 	}
-	return ops, nil
+	return append(ops, dissolve...), nil
 }
 
 // arrayDone reports whether an array job with done finished tasks is
