@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/musubi-fabric/musubi/coord"
@@ -72,6 +73,9 @@ type Executor struct {
 	wake      chan struct{} // Run -> Claim: relist (session change)
 	slaveKick chan struct{} // Claim -> Run: a slave lease to watch
 	ready     chan struct{} // closed once Run has registered the node
+
+	// peers and rank place the executor among the live ones (pick).
+	peers, rank atomic.Int32
 
 	mu      sync.Mutex
 	running bool
@@ -373,12 +377,31 @@ func (e *Executor) relist(ctx context.Context) error {
 
 // pick chooses the next candidate: at random among the first Window
 // entries of the highest priority band.
+//
+// It prefers the entries of its own class: job ids modulo the number of
+// live executors, its class being its rank among them (from the registry
+// Run watches), found within Window entries per executor. Consumers then
+// rarely race each other or read entries another just claimed; an
+// executor whose class has nothing there takes any entry of the first
+// Window, so a busy executor's class waits for no more than that.
 func (e *Executor) pick() int {
+	peers, rank := int64(max(e.peers.Load(), 1)), int64(e.rank.Load())
+	// Own-class entries are looked for over a window per peer: the
+	// other classes' entries at the head of this (possibly stale) listing
+	// are likely taken already.
+	deep := int(min(int64(len(e.cands)), int64(e.cfg.Window)*peers))
 	band := 1
-	for band < len(e.cands) && band < e.cfg.Window && e.cands[band].Priority == e.cands[0].Priority {
+	for band < deep && e.cands[band].Priority == e.cands[0].Priority {
 		band++
 	}
-	return e.rng.IntN(band)
+	if peers > 1 {
+		for i := range band {
+			if e.cands[i].ID%peers == rank {
+				return i
+			}
+		}
+	}
+	return e.rng.IntN(min(band, e.cfg.Window))
 }
 
 type outcome int
@@ -397,6 +420,10 @@ func (e *Executor) scan(ctx context.Context, c Capacity, w *waitSet) (*Lease, er
 		i := e.pick()
 		en := e.cands[i]
 		l, out, err := e.try(ctx, en, c, w)
+		e.q.stats.tries.Add(1)
+		if out == outGone {
+			e.q.stats.gone.Add(1)
+		}
 		if err != nil {
 			return nil, err
 		}

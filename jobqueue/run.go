@@ -281,13 +281,31 @@ func (e *Executor) sessionChanged(ctx context.Context) error {
 	return nil
 }
 
+// armExec watches the host registry and takes the executor's rank among
+// the live executors from it.
 func (e *Executor) armExec(ctx context.Context) (<-chan coord.Event, error) {
 	var ch <-chan coord.Event
+	var kids []string
 	err := retry(ctx, func() (err error) {
-		_, _, ch, err = e.q.st.ChildrenW(ctx, e.q.l.dir(execDir))
+		kids, _, ch, err = e.q.st.ChildrenW(ctx, e.q.l.dir(execDir))
 		return err
 	})
-	return ch, err
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, k := range kids {
+		if id, _, err := parseExec(k); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if r := slices.Index(ids, e.cfg.ID); r >= 0 {
+		e.peers.Store(int32(len(ids)))
+		e.rank.Store(int32(r))
+	}
+	return ch, nil
 }
 
 // armSignals watches the executor's signal directory and delivers the

@@ -22,12 +22,17 @@ type Stats struct {
 	Recovered int64
 	// LeasesLost counts leases whose claim vanished under their executor.
 	LeasesLost int64
+	// Tries counts queue entries evaluated for a claim, Gone those found
+	// stale (claimed or changed by someone else since the listing).
+	Tries int64
+	Gone  int64
 }
 
 type stats struct {
 	unknownResolved, unknownApplied atomic.Int64
 	claims, lostRaces, relists      atomic.Int64
 	settled, recovered, leasesLost  atomic.Int64
+	tries, gone                     atomic.Int64
 }
 
 func (s *stats) unknown(applied bool) {
@@ -49,5 +54,7 @@ func (q *Queue) Stats() Stats {
 		Settled:         s.settled.Load(),
 		Recovered:       s.recovered.Load(),
 		LeasesLost:      s.leasesLost.Load(),
+		Tries:           s.tries.Load(),
+		Gone:            s.gone.Load(),
 	}
 }
