@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh - the one entry point for musubi's benchmarks (run by `make bench`).
 #   scripts/bench.sh all        every benchmark
-#   scripts/bench.sh <name>     one of: coord overlay provision
+#   scripts/bench.sh <name>     one of: coord overlay provision jobs
 # Each benchmark prints human-readable figures and appends JSON lines to
 # $MUSUBI_BENCH_OUT (default bench/out/results.jsonl):
 #   {"bench","figure","value","unit","baseline","baseline_value","ratio","goal"}
@@ -14,9 +14,10 @@ mkdir -p "$(dirname "$MUSUBI_BENCH_OUT")"
 declare -A benches=(
   [coord]="go test -count=1 -tags bench -run ^TestBenchCoord$ -v -timeout 20m ./coord/zkstore"
   [overlay]="go test -count=1 -tags bench -run ^TestBenchOverlay$ -v -timeout 30m ./overlay/ovs"
+  [jobs]="go test -count=1 -tags bench -run ^TestBenchJobs$ -v -timeout 60m ./test/bench/jobs"
   [provision]="go test -count=1 -tags bench -run ^TestBenchAdmission$ -v ./node/admission && go test -count=1 -tags bench -run ^TestBenchReserve$ -v -timeout 20m ./node/reserve"
 )
-order=(coord overlay provision)
+order=(coord overlay provision jobs)
 
 run_one() {
   local name=$1

@@ -206,7 +206,7 @@ func Serve(ctx context.Context, st coord.Store, cfg Config) (err error) {
 	}
 	info := jobqueue.HostInfo{Host: cfg.Node, Arch: hostArch(), Slots: cfg.Slots, NCPU: runtime.NumCPU(), MemTotal: cfg.Memory}
 	fillLoad(&info)
-	ex, err := q.NewExecutor(jobqueue.ExecutorConfig{ID: cfg.Node, Info: info, Logger: log.With("subsystem", "executor")})
+	ex, err := q.NewExecutor(jobqueue.ExecutorConfig{ID: cfg.Node, Info: info, JoinGangs: true, Logger: log.With("subsystem", "executor")})
 	if err != nil {
 		return err
 	}

@@ -521,3 +521,47 @@ func TestHostsAndConfig(t *testing.T) {
 func containsFold(s, sub string) bool {
 	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }
+
+func TestParallelJobSpansNodes(t *testing.T) {
+	a := startAgent(t, 2)
+	b := startAgentOn(t, a.srv, "n2", 2)
+	ctx := ctxT(t)
+	mpi := job("exit0-mpi")
+	mpi.PE = &sge.PERequest{Name: "mpi", Min: 3, Max: 3}
+	ids, err := a.c.Submit(ctx, mpi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.c.Wait(ctx, ids[0])
+	if err != nil || len(res) != 1 || res[0].ExitCode != 0 || res[0].NeverRan {
+		t.Fatalf("wait = %+v, %v", res, err)
+	}
+	var ran []executor.Request
+	for _, x := range []*testAgent{a, b} {
+		ran = append(ran, x.runner.requests()...)
+	}
+	if len(ran) != 1 {
+		t.Fatalf("the job ran %d times, want once on its master", len(ran))
+	}
+	r := ran[0]
+	total, hosts := 0, map[string]bool{}
+	for _, h := range r.PEHosts {
+		total += h.Slots
+		hosts[h.Host] = true
+	}
+	if r.Slots != 3 || total != 3 || len(hosts) != 2 || r.PEName != "mpi" {
+		t.Fatalf("request: slots %d, PE hosts %+v", r.Slots, r.PEHosts)
+	}
+	// The slot shares are given back: both nodes can run 2-slot jobs again.
+	smp := job("exit0-smp")
+	smp.PE = &sge.PERequest{Name: "smp", Min: 2, Max: 2}
+	ids, err = a.c.Submit(ctx, smp, smp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if _, err := a.c.Wait(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -150,9 +150,17 @@ func BuildRequest(g Grant, host, spool string, accts Accounts) executor.Request 
 		}
 	}
 	if s.PE != nil {
+		// A PE job's NSLOTS is its whole allocation, which spans several
+		// nodes when it gathered slot shares (master first, as
+		// PE_HOSTFILE lists them).
 		req.PEName = s.PE.Name
+		total := 0
 		for _, h := range g.Hosts() {
 			req.PEHosts = append(req.PEHosts, executor.PEHost{Host: h.Host, Slots: h.Slots})
+			total += h.Slots
+		}
+		if total > 0 {
+			req.Slots = total
 		}
 	}
 	return req

@@ -132,6 +132,10 @@ func (w *worker) loop(ctx context.Context) {
 		go func() {
 			defer jobs.Done()
 			defer w.give(slots, mem)
+			if l.Slave() {
+				w.holdShare(ctx, l)
+				return
+			}
 			w.runLease(ctx, l)
 		}()
 	}
@@ -141,6 +145,19 @@ func (w *worker) loop(ctx context.Context) {
 // mem_free request times its slots.
 func memRequest(l *jobqueue.Lease) int64 {
 	return l.Spec().Resources.MemFree * int64(max(l.Slots(), 1))
+}
+
+// holdShare keeps this node's slot share of a parallel job that spans
+// nodes while the job runs on its master's node (loose integration:
+// nothing runs here unless the job starts it), then gives it back.
+func (w *worker) holdShare(ctx context.Context, l *jobqueue.Lease) {
+	select {
+	case <-l.Finished():
+	case <-l.Lost():
+		return
+	case <-ctx.Done():
+	}
+	w.settle(ctx, l, "release slot share", func(sctx context.Context) error { return l.Release(sctx) })
 }
 
 // Why a running job was killed.

@@ -231,6 +231,17 @@ exit $rc
 		}
 	})
 
+	t.Run("-pe mpi 3 spans both nodes", func(t *testing.T) {
+		c.t = t
+		id := c.submit(n2, "-cwd", "-j", "y", "-N", "mpi", "-pe", "mpi", "3", "-b", "y",
+			"sh", "-c", `'echo "NSLOTS=$NSLOTS NHOSTS=$NHOSTS"; sort "$PE_HOSTFILE"'`)
+		c.waitGone(n2, id, 30*time.Second)
+		out := c.read("mpi.o" + id)
+		if !regexp.MustCompile(`^NSLOTS=3 NHOSTS=2\nn1 [12] all\.q@n1 UNDEFINED\nn2 [12] all\.q@n2 UNDEFINED\n$`).MatchString(out) {
+			t.Fatalf("mpi.o%s = %q", id, out)
+		}
+	})
+
 	t.Run("qdel of a running job kills it within 1 s", func(t *testing.T) {
 		c.t = t
 		id := c.submit(n2, "-cwd", "-N", "sleeper", "-o", "/dev/null", "-j", "y", "-b", "y", "sh", "-c", "'echo $$ > sleeper.pid; exec sleep 300'")
