@@ -88,6 +88,20 @@ type Options struct {
 	ForceSync bool
 	// AdminServer enables the Jetty AdminServer on a free port.
 	AdminServer bool
+	// BindAddr, if set, gives server id's address (default 127.0.0.1): it
+	// binds its client, quorum and election ports there and the ensemble's
+	// server lines name it. Use it with Exec to run each server in its own
+	// network namespace on that namespace's address.
+	BindAddr func(id int) string
+	// Exec, if set, returns the command prefix server id is started with,
+	// for example {"ip", "netns", "exec", "<ns>"}. The prefix must exec
+	// the server in place (as ip netns exec does), so that the process the
+	// harness signals by PID is the JVM itself.
+	Exec func(id int) []string
+	// Dial, if set, is how the harness reaches server id's client address
+	// addr for its four-letter-word checks (for example from inside the
+	// server's network namespace). Default: a plain TCP dial.
+	Dial func(ctx context.Context, id int, addr string) (net.Conn, error)
 }
 
 func (o *Options) setDefaults() {
@@ -107,7 +121,10 @@ func (o *Options) setDefaults() {
 
 // Member describes one server of the ensemble.
 type Member struct {
-	ID           int
+	ID int
+	// Host is the address the server binds (Options.BindAddr; default
+	// 127.0.0.1).
+	Host         string
 	ClientPort   int
 	QuorumPort   int
 	ElectionPort int
@@ -116,12 +133,21 @@ type Member struct {
 }
 
 // ClientAddr is the server's client address, host:port.
-func (m Member) ClientAddr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(m.ClientPort)) }
+func (m Member) ClientAddr() string { return net.JoinHostPort(m.host(), strconv.Itoa(m.ClientPort)) }
+
+func (m Member) host() string {
+	if m.Host == "" {
+		return "127.0.0.1"
+	}
+	return m.Host
+}
 
 // Spec is the server's dynamic-config line without the "server.N=" key, as
-// reconfig takes it: 127.0.0.1:quorum:election:participant;127.0.0.1:client.
+// reconfig takes it: host:quorum:election:participant;host:client (host
+// 127.0.0.1 unless Options.BindAddr says otherwise).
 func (m Member) Spec() string {
-	return fmt.Sprintf("127.0.0.1:%d:%d:participant;127.0.0.1:%d", m.QuorumPort, m.ElectionPort, m.ClientPort)
+	h := m.host()
+	return fmt.Sprintf("%s:%d:%d:participant;%s:%d", h, m.QuorumPort, m.ElectionPort, h, m.ClientPort)
 }
 
 // server is one member plus its process, if running.
@@ -244,6 +270,9 @@ func start(ctx context.Context, opts Options, java, cp string) (_ *Ensemble, err
 		m := Member{ID: i + 1, ClientPort: p[0], QuorumPort: p[1], ElectionPort: p[2], Dir: filepath.Join(dir, fmt.Sprintf("zk%d", i+1))}
 		if opts.AdminServer {
 			m.AdminPort = p[3]
+		}
+		if opts.BindAddr != nil {
+			m.Host = opts.BindAddr(m.ID)
 		}
 		e.servers = append(e.servers, &server{
 			Member:  m,
@@ -400,6 +429,12 @@ func (e *Ensemble) startLocked(s *server) error {
 	args = append(args, e.opts.JVMFlags...)
 	args = append(args, "-cp", e.cp, "org.apache.zookeeper.server.quorum.QuorumPeerMain", s.cfgPath)
 	cmd := exec.Command(e.java, args...)
+	if e.opts.Exec != nil {
+		prefix := e.opts.Exec(s.ID)
+		if len(prefix) > 0 {
+			cmd = exec.Command(prefix[0], append(append(prefix[1:len(prefix):len(prefix)], e.java), args...)...)
+		}
+	}
 	cmd.Dir = s.Dir
 	cmd.Stdout, cmd.Stderr = out, out
 	// Kill the JVM if the test binary dies without stopping it.
@@ -492,11 +527,19 @@ func (e *Ensemble) Mode(ctx context.Context, id int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	out, err := FourLetter(ctx, s.ClientAddr(), "srvr")
+	out, err := e.fourLetter(ctx, s.ID, s.ClientAddr(), "srvr")
 	if err != nil {
 		return "", err
 	}
 	return ParseMode(out), nil
+}
+
+// fourLetter is FourLetter through Options.Dial, when set.
+func (e *Ensemble) fourLetter(ctx context.Context, id int, addr, cmd string) (string, error) {
+	if e.opts.Dial == nil {
+		return FourLetter(ctx, addr, cmd)
+	}
+	return fourLetterWith(ctx, addr, cmd, func(ctx context.Context) (net.Conn, error) { return e.opts.Dial(ctx, id, addr) })
 }
 
 // ParseMode extracts the "Mode:" line of srvr or stat output ("" if none,
@@ -517,10 +560,16 @@ const fourLetterTimeout = 2 * time.Second
 // FourLetter sends a four-letter word (srvr, mntr, ruok, cons, ...) to the
 // server at addr and returns its whole answer.
 func FourLetter(ctx context.Context, addr, cmd string) (string, error) {
+	return fourLetterWith(ctx, addr, cmd, func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	})
+}
+
+func fourLetterWith(ctx context.Context, addr, cmd string, dial func(context.Context) (net.Conn, error)) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, fourLetterTimeout)
 	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := dial(ctx)
 	if err != nil {
 		return "", fmt.Errorf("zktest: %s %s: %w", cmd, addr, err)
 	}

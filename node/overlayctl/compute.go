@@ -178,6 +178,7 @@ func (s *stateLoop) recompute() {
 	}
 	c.count(func(st *Stats) {
 		st.Recomputes++
+		st.Graph = g.String()
 		st.Problems = all
 		if repaired {
 			st.LocalRepairs++

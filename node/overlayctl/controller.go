@@ -39,6 +39,7 @@ type Controller struct {
 	// The applier's mailbox: the newest desired state not yet applied.
 	amu       sync.Mutex
 	pending   *offered
+	offers    uint64
 	applyKick chan struct{}
 
 	stmu  sync.Mutex
@@ -70,6 +71,11 @@ type Stats struct {
 	Probes        uint64 // RTT probes answered
 	ProbeErrors   uint64 // RTT probes unanswered
 
+	// Graph is the site graph of the last computation (whether or not its
+	// desired state differed from the one before).
+	Graph string
+	// InSync: the newest desired state computed has been applied.
+	InSync bool
 	// LastApply is when the last successful Apply finished, and how long
 	// it took; AppliedGraph the site graph it was computed from.
 	LastApply         time.Time
@@ -226,12 +232,15 @@ func sleep(ctx context.Context, d time.Duration) error {
 type offered struct {
 	d     overlay.Desired
 	graph string
+	seq   uint64
 }
 
 // offer hands a desired state to the applier (the newest wins).
 func (c *Controller) offer(d overlay.Desired, graph string) {
 	c.amu.Lock()
-	c.pending = &offered{d, graph}
+	c.offers++
+	c.pending = &offered{d, graph, c.offers}
+	c.count(func(s *Stats) { s.InSync = false }) // under amu: see applyLoop
 	c.amu.Unlock()
 	kick(c.applyKick)
 }
@@ -291,6 +300,11 @@ func (c *Controller) applyLoop(ctx context.Context) error {
 		c.stats.AppliedGraph = d.graph
 		c.last = &d.d
 		c.stmu.Unlock()
+		c.amu.Lock()
+		if c.offers == d.seq {
+			c.count(func(s *Stats) { s.InSync = true })
+		}
+		c.amu.Unlock()
 		c.log.Info("applied", "generation", d.d.Generation, "tunnels", len(d.d.Tunnels), "ports", len(d.d.Ports), "flows", len(d.d.Flows), "took", dur)
 	}
 }
