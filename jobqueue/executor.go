@@ -183,18 +183,18 @@ func (e *Executor) Claim(ctx context.Context, c Capacity) (*Lease, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	e.mu.Lock()
-	stopped := e.stopped
-	e.mu.Unlock()
-	if stopped {
-		return nil, ErrNotRunning
-	}
 	if len(e.noFit) > 0 {
 		e.cands = append(e.cands, e.noFit...)
 		e.noFit = nil
 		slices.SortFunc(e.cands, cmpEntry)
 	}
 	for {
+		e.mu.Lock()
+		stopped := e.stopped
+		e.mu.Unlock()
+		if stopped {
+			return nil, ErrNotRunning
+		}
 		if l := e.popBuffer(c); l != nil {
 			return l, nil
 		}

@@ -859,3 +859,60 @@ func (q *Queue) Hosts(ctx context.Context) ([]HostInfo, error) {
 	slices.SortFunc(out, func(a, b HostInfo) int { return strings.Compare(a.Host, b.Host) })
 	return out, nil
 }
+
+// Prune deletes the records of finished jobs with ids below id (their done
+// records and array task records), and returns how many jobs it removed.
+// qacct and -sync y know nothing of pruned jobs; -hold_jid on them is met.
+// Ids increase with submission time, so pruning below an id drops the
+// oldest history.
+func (q *Queue) Prune(ctx context.Context, below int64) (int, error) {
+	kids, err := q.children(ctx, q.l.dir(doneDir))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, k := range kids {
+		id, err := parseID(k)
+		if err != nil || id >= below {
+			continue
+		}
+		tasks, err := q.children(ctx, q.l.taskDir(id))
+		if err != nil {
+			return n, err
+		}
+		var ops []coord.Op
+		for _, t := range tasks {
+			ops = append(ops, &coord.DeleteOp{Path: q.l.taskDir(id) + "/" + t, Version: coord.AnyVersion})
+		}
+		if tasks != nil {
+			ops = append(ops, &coord.DeleteOp{Path: q.l.taskDir(id), Version: coord.AnyVersion})
+		} else if ok, _, err := q.exists(ctx, q.l.taskDir(id)); err != nil {
+			return n, err
+		} else if ok {
+			ops = append(ops, &coord.DeleteOp{Path: q.l.taskDir(id), Version: coord.AnyVersion})
+		}
+		ops = append(ops, &coord.DeleteOp{Path: q.l.done(id), Version: coord.AnyVersion})
+		// Deleting is idempotent: an unknown outcome is settled by trying
+		// again, and a node already gone means an earlier try worked.
+		for start := 0; start < len(ops); start += q.maxOps {
+			chunk := ops[start:min(start+q.maxOps, len(ops))]
+			err := retry(ctx, func() error {
+				_, err := q.st.Multi(ctx, chunk...)
+				if _, cause := multiErr(err); errors.Is(cause, coord.ErrNotFound) {
+					for _, op := range chunk {
+						if err := ignoreNotFound(q.st.Delete(ctx, op.NodePath(), coord.AnyVersion)); err != nil {
+							return err
+						}
+					}
+					return nil
+				}
+				return err
+			})
+			if err != nil {
+				return n, fmt.Errorf("jobqueue: prune job %d: %w", id, err)
+			}
+		}
+		n++
+	}
+	return n, nil
+}

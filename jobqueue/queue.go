@@ -35,6 +35,11 @@ type Config struct {
 	// MaxMultiOps bounds the operations of one submission transaction;
 	// default 2000.
 	MaxMultiOps int
+	// IDCounter is the node that allocates job ids; default
+	// <root>/nextid, so ids increase across every site of the VC. Point
+	// several VCs' queues at one counter (where their ACLs allow it) for
+	// ids unique across them.
+	IDCounter string
 	// SingleHostPEs are the parallel environments whose slots must all be
 	// on one host (Grid Engine's allocation_rule $pe_slots); default
 	// "smp". Jobs of other PEs may gather their slots from several
@@ -54,6 +59,7 @@ type Queue struct {
 	maxBytes int
 	maxOps   int
 	single   []string
+	idNode   string
 	stats    stats
 }
 
@@ -86,6 +92,12 @@ func New(cfg Config) (*Queue, error) {
 	if q.maxOps <= 0 {
 		q.maxOps = 2000
 	}
+	q.idNode = cfg.IDCounter
+	if q.idNode == "" {
+		q.idNode = q.l.nextID()
+	} else if err := coord.ValidPath(q.idNode); err != nil {
+		return nil, fmt.Errorf("jobqueue: IDCounter: %w", err)
+	}
 	q.single = cfg.SingleHostPEs
 	if q.single == nil {
 		q.single = []string{"smp"}
@@ -109,7 +121,10 @@ func (q *Queue) Init(ctx context.Context) error {
 		}
 	}
 	err := retry(ctx, func() error {
-		_, err := q.st.Create(ctx, q.l.nextID(), []byte("1"), coord.Persistent, nil)
+		if err := coord.EnsurePath(ctx, q.st, coord.Parent(q.idNode)); err != nil {
+			return err
+		}
+		_, err := q.st.Create(ctx, q.idNode, []byte("1"), coord.Persistent, nil)
 		if errors.Is(err, coord.ErrExists) {
 			return nil
 		}
@@ -134,7 +149,7 @@ func (q *Queue) allocIDs(ctx context.Context, n int) (int64, error) {
 		var data []byte
 		var stat coord.Stat
 		err := retry(ctx, func() (err error) {
-			data, stat, err = q.st.Get(ctx, q.l.nextID())
+			data, stat, err = q.st.Get(ctx, q.idNode)
 			return err
 		})
 		if err != nil {
@@ -144,7 +159,7 @@ func (q *Queue) allocIDs(ctx context.Context, n int) (int64, error) {
 		if err != nil || next <= 0 {
 			return 0, fmt.Errorf("%w: id counter %q", ErrCorrupt, data)
 		}
-		_, err = q.st.Set(ctx, q.l.nextID(), []byte(strconv.FormatInt(next+int64(n), 10)), stat.Version)
+		_, err = q.st.Set(ctx, q.idNode, []byte(strconv.FormatInt(next+int64(n), 10)), stat.Version)
 		switch {
 		case err == nil:
 			return next, nil

@@ -705,3 +705,68 @@ func TestStartTime(t *testing.T) {
 }
 
 var _ coord.Store = nil
+
+func TestPrune(t *testing.T) {
+	e := newEnv(t)
+	n := e.node("n1", 4)
+	a := e.submit(spec("a"))
+	s := spec("arr")
+	s.Array = &sge.TaskRange{First: 1, Last: 3, Step: 1}
+	b := e.submit(s)
+	c := e.submit(spec("c"))
+	for range 5 {
+		l := n.claim(t, 1)
+		if l.JobID() == c {
+			ok(t, l.Release(e.ctx))
+			ok(t, e.q.Hold(e.ctx, c, "u", ""))
+			continue
+		}
+		ok(t, l.Complete(e.ctx, Result{}))
+	}
+	for _, id := range []int64{a, b} {
+		_, err := e.q.Wait(e.ctx, id)
+		ok(t, err)
+	}
+	got, err := e.q.Prune(e.ctx, c+1)
+	ok(t, err)
+	if got != 2 {
+		t.Fatalf("pruned %d, want 2", got)
+	}
+	for _, id := range []int64{a, b} {
+		if _, err := e.q.Get(e.ctx, id); !errors.Is(err, ErrNoSuchJob) {
+			t.Fatalf("pruned job %d: %v", id, err)
+		}
+	}
+	if _, err := e.q.Get(e.ctx, c); err != nil {
+		t.Fatalf("active job pruned: %v", err)
+	}
+	kids, err := e.q.children(e.ctx, e.q.l.dir(tasksDir))
+	ok(t, err)
+	if len(kids) != 0 {
+		t.Fatalf("task records left: %v", kids)
+	}
+}
+
+func TestSharedIDCounter(t *testing.T) {
+	e := newEnv(t)
+	var qs []*Queue
+	for _, vc := range []string{"a", "b"} {
+		q, err := New(Config{Store: e.st, VC: vc, IDCounter: "/jobids"})
+		ok(t, err)
+		ok(t, q.Init(e.ctx))
+		qs = append(qs, q)
+	}
+	seen := map[int64]bool{}
+	last := int64(0)
+	for i := range 6 {
+		id, err := qs[i%2].Submit(e.ctx, spec("x"))
+		ok(t, err)
+		if seen[id] || id <= last {
+			t.Fatalf("id %d after %d (seen %v)", id, last, seen)
+		}
+		seen[id], last = true, id
+	}
+	if _, err := New(Config{Store: e.st, VC: "a", IDCounter: "bad//path"}); err == nil {
+		t.Fatal("bad IDCounter accepted")
+	}
+}

@@ -415,6 +415,10 @@ func (e *Executor) shutdown(ctx context.Context) {
 	buf := slices.Clone(e.buffer)
 	sid := e.session
 	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}: // a blocked Claim returns ErrNotRunning
+	default:
+	}
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	for _, l := range buf {
