@@ -655,7 +655,7 @@ func (q *Queue) Alter(ctx context.Context, id int64, a Alteration, user string) 
 		if a.HoldJobs != nil {
 			spec.HoldJobs = slices.Clone(*a.HoldJobs)
 			pr := &predResolver{q: q, active: map[int64]bool{}}
-			preds, err := pr.resolve(ctx, spec.HoldJobs, id, nil)
+			preds, err := pr.resolve(ctx, holdRefs(&spec), id, nil)
 			if err != nil {
 				return nil, err
 			}

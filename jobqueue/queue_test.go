@@ -770,3 +770,32 @@ func TestSharedIDCounter(t *testing.T) {
 		t.Fatal("bad IDCounter accepted")
 	}
 }
+
+func TestHoldJidAdWaitsForWholeArray(t *testing.T) {
+	e := newEnv(t)
+	n := e.node("n1", 1)
+	a := spec("pre")
+	a.Array = &sge.TaskRange{First: 1, Last: 2, Step: 1}
+	pre := e.submit(a)
+	d := spec("post")
+	d.Array = &sge.TaskRange{First: 1, Last: 2, Step: 1}
+	d.HoldArrayJobs = []string{"pre"}
+	post := e.submit(d)
+	j, err := e.q.Get(e.ctx, post)
+	ok(t, err)
+	if !slices.Equal(j.Predecessors, []int64{pre}) {
+		t.Fatalf("predecessors %v", j.Predecessors)
+	}
+	for range 2 {
+		l := n.claim(t, 1)
+		if l.JobID() != pre {
+			t.Fatalf("claimed %d before %d finished", l.JobID(), pre)
+		}
+		ok(t, l.Complete(e.ctx, Result{}))
+	}
+	l := n.claim(t, 1)
+	if l.JobID() != post {
+		t.Fatalf("claimed %d", l.JobID())
+	}
+	ok(t, l.Complete(e.ctx, Result{}))
+}

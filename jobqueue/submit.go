@@ -53,8 +53,8 @@ func (q *Queue) SubmitBatch(ctx context.Context, specs []*sge.JobSpec) ([]int64,
 		if s.Array != nil {
 			r.Array = &arrayState{}
 		}
-		if len(s.HoldJobs) > 0 {
-			if r.Preds, err = pr.resolve(ctx, s.HoldJobs, r.ID, recs[:i]); err != nil {
+		if refs := holdRefs(s); len(refs) > 0 {
+			if r.Preds, err = pr.resolve(ctx, refs, r.ID, recs[:i]); err != nil {
 				return nil, err
 			}
 		}
@@ -158,6 +158,14 @@ func (q *Queue) jobKnown(ctx context.Context, id int64) (bool, error) {
 	}
 	ok, _, err = q.st.Exists(ctx, q.l.done(id))
 	return ok, err
+}
+
+// holdRefs are the jobs a job waits for: -hold_jid, and -hold_jid_ad,
+// which musubi honours for the whole predecessor array rather than task by
+// task (a task never starts before its predecessor task; it may wait
+// longer than with Grid Engine).
+func holdRefs(s *sge.JobSpec) []string {
+	return append(slices.Clone(s.HoldJobs), s.HoldArrayJobs...)
 }
 
 // validateSpec checks what the queue relies on; the Grid Engine front end
