@@ -86,19 +86,22 @@ type Executor struct {
 	pending map[claimName][]int // signals that arrived before their lease
 
 	// Claim path state, guarded by sem.
-	cands    []entryName
-	noFit    []entryName
-	listed   bool
-	listedAt time.Time
-	listIDs  map[int64]bool
-	qWatch   <-chan coord.Event
-	qFired   bool
-	lost     int
-	cache    map[entryName]cached
-	finished map[int64]bool
-	predW    map[int64]<-chan coord.Event
-	tcW      map[int64]<-chan coord.Event
-	rng      *rand.Rand
+	cands           []entryName
+	noFit           []entryName
+	claimsSinceList int // since the last listing
+	skipped         int // entries blocked or too big since the last listing
+	listLen         int // entries in the last listing
+	listed          bool
+	listedAt        time.Time
+	listIDs         map[int64]bool
+	qWatch          <-chan coord.Event
+	qFired          bool
+	lost            int
+	cache           map[entryName]cached
+	finished        map[int64]bool
+	predW           map[int64]<-chan coord.Event
+	tcW             map[int64]<-chan coord.Event
+	rng             *rand.Rand
 }
 
 // resolveTimeout bounds the resolution of a claim whose outcome is
@@ -204,13 +207,16 @@ func (e *Executor) Claim(ctx context.Context, c Capacity) (*Lease, error) {
 			e.listed = false
 		default:
 		}
-		if !e.listed || e.lost >= 2 || (e.qFired && (len(e.cands) == 0 || time.Since(e.listedAt) >= e.cfg.RelistInterval)) {
+		if e.needRelist() {
 			if err := e.relist(ctx); err != nil {
 				return nil, err
 			}
 		}
 		var w waitSet
 		l, err := e.scan(ctx, c, &w)
+		if l != nil {
+			e.claimsSinceList++
+		}
 		if l != nil || err != nil {
 			return l, err
 		}
@@ -222,12 +228,36 @@ func (e *Executor) Claim(ctx context.Context, c Capacity) (*Lease, error) {
 		}
 		e.pollQueueWatch()
 		if e.qFired {
-			continue
+			if e.needRelist() {
+				continue
+			}
+			// The queue changed, but this listing gave nothing: list it
+			// again no sooner than RelistInterval after the last time.
+			w.at(e.listedAt.Add(e.cfg.RelistInterval))
 		}
 		if err := e.wait(ctx, &w); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// needRelist: never listed, two races lost, or the queue changed and the
+// listing is old or used up. A large listing whose entries this node
+// could not take (waiting for predecessors, too big) is listed again at
+// most every RelistInterval: others' activity would otherwise make it
+// list the whole queue on every change.
+func (e *Executor) needRelist() bool {
+	if !e.listed || e.lost >= 2 {
+		return true
+	}
+	if !e.qFired {
+		return false
+	}
+	if time.Since(e.listedAt) >= e.cfg.RelistInterval {
+		return true
+	}
+	idle := e.claimsSinceList == 0 && e.skipped > 0 && e.listLen > 64
+	return len(e.cands) == 0 && !idle
 }
 
 func cmpEntry(a, b entryName) int {
@@ -337,7 +367,7 @@ func (e *Executor) relist(ctx context.Context) error {
 		return fmt.Errorf("jobqueue: list queue: %w", err)
 	}
 	e.q.stats.relists.Add(1)
-	e.qWatch, e.qFired, e.lost = ch, false, 0
+	e.qWatch, e.qFired, e.lost, e.claimsSinceList, e.skipped, e.listLen = ch, false, 0, 0, 0, len(kids)
 	e.listed, e.listedAt = true, time.Now()
 	e.cands = e.cands[:0]
 	e.noFit = nil
@@ -445,6 +475,10 @@ func (e *Executor) scan(ctx context.Context, c Capacity, w *waitSet) (*Lease, er
 		case outNoFit:
 			e.cands = slices.Delete(e.cands, i, i+1)
 			e.noFit = append(e.noFit, en)
+			e.skipped++
+		case outBlocked:
+			e.cands = slices.Delete(e.cands, i, i+1)
+			e.skipped++
 		default:
 			e.cands = slices.Delete(e.cands, i, i+1)
 		}
