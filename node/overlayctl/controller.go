@@ -161,6 +161,14 @@ func (c *Controller) Run(ctx context.Context) error {
 		kick(c.stateKick)
 	})
 	defer cancelSess()
+	if c.cfg.Store.SessionID() != 0 {
+		// Connected before Run subscribed: no event will say so.
+		c.count(func(s *Stats) {
+			if s.Session == 0 || s.Session == coord.StateClosed {
+				s.Session = coord.StateConnected
+			}
+		})
+	}
 
 	gen, err := c.generation(ctx)
 	if err != nil {

@@ -44,6 +44,29 @@ type federation struct {
 	peers map[string]*peer
 	eps   map[string]*ovstest.Endpoint
 	log   *testLog
+	// serverOf maps a forwarder's address to the server id behind it.
+	serverOf map[string]int
+}
+
+// server is the id of the ZooKeeper server p's session is attached to (0
+// when none).
+func (fed *federation) server(p *peer) int {
+	fed.mu.Lock()
+	defer fed.mu.Unlock()
+	return fed.serverOf[p.store.Server()]
+}
+
+// modes describes the ensemble's roles, for logs.
+func (fed *federation) modes(ctx context.Context) string {
+	var b []string
+	for _, m := range fed.zk.Members() {
+		mode, err := fed.zk.Mode(ctx, m.ID)
+		if err != nil || mode == "" {
+			mode = "down"
+		}
+		b = append(b, fmt.Sprintf("zk%d=%s", m.ID, mode))
+	}
+	return strings.Join(b, " ")
 }
 
 // root is the federation's chroot.
@@ -125,21 +148,32 @@ func (fed *federation) openStore(ctx context.Context, s *ovstest.Site) *zkstore.
 	t.Helper()
 	var local string
 	var others []string
+	fed.mu.Lock()
+	if fed.serverOf == nil {
+		fed.serverOf = map[string]int{}
+	}
+	fed.mu.Unlock()
 	for _, m := range fed.zk.Members() {
 		fw, err := s.Forward(m.ClientAddr())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = fw.Close() })
+		fed.mu.Lock()
+		fed.serverOf[fw.Addr()] = m.ID
+		fed.mu.Unlock()
 		if m.ID == s.Index {
 			local = fw.Addr()
 		} else {
 			others = append(others, fw.Addr())
 		}
 	}
+	if local == "" { // a site without a server of its own
+		local, others = others[0], others[1:]
+	}
 	st, err := zkstore.Open(ctx, zkstore.Config{
 		LocalServer: local, Servers: others, Root: root, SessionTimeout: sessionTimeout,
-		Logger: slog.New(slog.NewTextHandler(fed.log, &slog.HandlerOptions{Level: slog.LevelWarn})).With("zk", s.Name),
+		Logger: slog.New(slog.NewTextHandler(fed.log, &slog.HandlerOptions{Level: slog.LevelInfo})).With("zk", s.Name),
 	})
 	if err != nil {
 		t.Fatalf("open ZooKeeper session from %s: %v", s.Name, err)
