@@ -149,10 +149,8 @@ func testThroughput(t *testing.T, ens *zktest.Ensemble) {
 		best = max(best, rate)
 		ids = append(ids, got...)
 	}
-	t.Logf("batched submission: 3 x %d jobs in one call each: %v jobs/s", n, rates)
-	if best < 1000 {
-		t.Errorf("batched submission %.0f jobs/s at best, goal >= 1,000", best)
-	}
+	// Figures only: speed is judged by `make bench BENCH=jobs`, not here.
+	t.Logf("batched submission: 3 x %d jobs in one call each: %v jobs/s (best %.0f)", n, rates, best)
 	// Drain them: 4 executors with 2 slots each.
 	lg := newLedger()
 	ctx, cancel := context.WithCancel(z.ctx)
