@@ -335,3 +335,38 @@ func TestConfigAndRun(t *testing.T) {
 	}
 	_ = dataplanetest.FixtureSites
 }
+
+// fakeProber answers every probe with a fixed RTT per address.
+type fakeProber struct{ rtt map[netip.Addr]time.Duration }
+
+func (f fakeProber) Probe(ctx context.Context, dst netip.Addr) (time.Duration, error) {
+	if d, ok := f.rtt[dst]; ok {
+		return d, nil
+	}
+	return 0, errors.New("no answer")
+}
+
+// Link costs are the probes' median RTT rounded up to the quantum, at
+// least the floor.
+func TestLinkCostFromRTT(t *testing.T) {
+	srv := memstore.New()
+	st := admin(t, srv)
+	writeFixture(t, st, false)
+	pr := fakeProber{rtt: map[netip.Addr]time.Duration{gateway("s2"): 2300 * time.Microsecond, gateway("s3"): 200 * time.Microsecond}}
+	p := startPeer(t, srv, "s1", nil, func(c *overlayctl.Config) {
+		c.Prober, c.ProbeInterval, c.CostQuantum, c.CostFloor = pr, 10*time.Millisecond, 1000, 1000
+	})
+	startPeer(t, srv, "s2", nil)
+	startPeer(t, srv, "s3", nil)
+	for _, r := range []string{"s2", "s3"} {
+		p.ctl.ObserveLink(overlayctl.LinkObservation{Remote: r, Up: true, RemoteUp: true})
+	}
+	waitFor(t, 3*time.Second, "measured costs", func() bool {
+		l12, _ := readLink(t, st, "s1", "s2")
+		l13, _ := readLink(t, st, "s1", "s3")
+		return l12.Cost == 3000 && l13.Cost == 1000 && l12.Up && l13.Up
+	})
+	if s := p.ctl.Stats(); s.Probes == 0 {
+		t.Errorf("no probes counted: %+v", s)
+	}
+}

@@ -71,6 +71,9 @@ func newStateLoop(c *Controller, gen uint32) *stateLoop {
 	}
 }
 
+// readTimeout bounds one record read.
+const readTimeout = 2 * time.Second
+
 // topDirs are the directories the overlay reads.
 var topDirs = []string{coord.SitesDir, coord.LiveDir, coord.LinksDir, coord.VCDir}
 
@@ -314,6 +317,11 @@ func (s *stateLoop) read(ctx context.Context, p string) (bool, error) {
 	c := s.c
 	st := c.cfg.Store
 	c.count(func(x *Stats) { x.Reads++ })
+	// Bound the read (a store honours ctx at least until it sends the
+	// request; zkstore bounds a sent one by the session timeout).
+	wctx := ctx // watches live as long as the loop
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	switch kindOf(p) {
 	case kindChildren:
 		k := wkey{p, kindChildren}
@@ -325,7 +333,7 @@ func (s *stateLoop) read(ctx context.Context, p string) (bool, error) {
 			var ch <-chan coord.Event
 			names, _, ch, err = st.ChildrenW(ctx, p)
 			if err == nil {
-				s.arm(ctx, k, ch)
+				s.arm(wctx, k, ch)
 			}
 		}
 		if errors.Is(err, coord.ErrNotFound) {
@@ -336,7 +344,7 @@ func (s *stateLoop) read(ctx context.Context, p string) (bool, error) {
 				if xerr != nil {
 					return false, xerr
 				}
-				s.arm(ctx, ek, ch)
+				s.arm(wctx, ek, ch)
 				if ok {
 					s.todo[p] = true // created meanwhile
 				}
@@ -357,7 +365,7 @@ func (s *stateLoop) read(ctx context.Context, p string) (bool, error) {
 			var ch <-chan coord.Event
 			data, _, ch, err = st.GetW(ctx, p)
 			if err == nil {
-				s.arm(ctx, k, ch)
+				s.arm(wctx, k, ch)
 			}
 		}
 		if errors.Is(err, coord.ErrNotFound) {
