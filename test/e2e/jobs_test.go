@@ -312,7 +312,37 @@ exit $rc
 		}
 	})
 
-	// Both agents shut down cleanly on SIGTERM (checked by stopAgent).
+	t.Run("a job whose node dies runs again on the other node", func(t *testing.T) {
+		c.t = t
+		c.write("rerun.sh", "#!/bin/sh\n#$ -cwd -j y -N rerun\necho \"$HOSTNAME restarted=$RESTARTED\" >> rerun.txt\nsleep 1\n", 0o755)
+		id := c.submit(n1, "rerun.sh")
+		var first string
+		c.eventually(20*time.Second, "the job to start", func() bool {
+			b, err := os.ReadFile(filepath.Join(c.work, "rerun.txt"))
+			first = strings.TrimSpace(string(b))
+			return err == nil && first != ""
+		})
+		node := strings.Fields(first)[0]
+		dead, alive := c.agents[node], n1
+		if node == "n1" {
+			alive = n2
+		}
+		if err := dead.cmd.Process.Kill(); err != nil { // SIGKILL: its session expires
+			t.Fatal(err)
+		}
+		c.waitGone(alive, id, 60*time.Second)
+		lines := strings.Split(strings.TrimSpace(c.read("rerun.txt")), "\n")
+		if len(lines) != 2 || lines[0] != node+" restarted=0" || lines[1] != alive.name+" restarted=1" {
+			t.Fatalf("rerun.txt = %q; want a run on %s, then a rerun on %s", lines, node, alive.name)
+		}
+		r := c.q(alive, "qacct", "-j", id)
+		if r.code != 0 || strings.Count(r.stdout, "\njobnumber    "+id+" ") != 2 {
+			t.Fatalf("qacct -j %s (want the lost run and the rerun): %s", id, r)
+		}
+	})
+
+	// The agents still running shut down cleanly on SIGTERM (checked by
+	// stopAgent).
 	c.t = t
 	c.stopAgent(n1)
 	c.stopAgent(n2)
