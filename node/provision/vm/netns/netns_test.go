@@ -31,7 +31,7 @@ func fakeHarness(t *testing.T) (vmtest.Harness, *vmtest.FakeHost, *vmtest.MemPor
 			}
 			return b
 		},
-		Spec: func(t *testing.T, sp *vm.NodeSpec) { sp.Agent.Args = []string{"/usr/bin/musubi", "agent"} },
+		Spec:  func(t *testing.T, sp *vm.NodeSpec) { sp.Agent.Args = []string{"/usr/bin/musubi", "agent"} },
 		Crash: func(t *testing.T, st vm.NodeState) { host.Kill(st.PID) },
 		Leftovers: func(t *testing.T) []string {
 			var left []string

@@ -358,7 +358,9 @@ type MemPorts struct {
 var _ provision.PortDriver = (*MemPorts)(nil)
 
 // NewMemPorts returns an empty bridge.
-func NewMemPorts() *MemPorts { return &MemPorts{ports: map[string]provision.Port{}, Foreign: map[string]bool{}} }
+func NewMemPorts() *MemPorts {
+	return &MemPorts{ports: map[string]provision.Port{}, Foreign: map[string]bool{}}
+}
 
 // Ensure implements provision.PortDriver.
 func (m *MemPorts) Ensure(ctx context.Context, spec provision.PortSpec) (provision.Port, error) {
