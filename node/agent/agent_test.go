@@ -565,3 +565,34 @@ func TestParallelJobSpansNodes(t *testing.T) {
 		}
 	}
 }
+
+func TestOnlyRootSetsOperatorAndSystemHolds(t *testing.T) {
+	a := startAgent(t, 1)
+	ctx := ctxT(t)
+	b := &backend{q: a.q, now: time.Now}
+	alice := agentapi.Caller{UID: 1001, GID: 100, User: "alice", Group: "users"}
+	root := agentapi.Caller{User: "root", Group: "root"}
+	held := job("held")
+	held.UserHold = true
+	ids, err := b.Submit(ctx, alice, []*sge.JobSpec{held})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := []sge.JobTaskRef{{Job: fmt.Sprint(ids[0])}}
+	out, err := b.Hold(ctx, alice, agentapi.HoldRequest{Holds: "s", Jobs: ref})
+	if err != nil || out.Exit != 1 {
+		t.Fatalf("alice's qhold -h s = %+v, %v", out, err)
+	}
+	out, err = b.Hold(ctx, root, agentapi.HoldRequest{Holds: "o", Jobs: ref})
+	if err != nil || out.Exit != 0 {
+		t.Fatalf("root's qhold -h o = %+v, %v", out, err)
+	}
+	out, err = b.Hold(ctx, alice, agentapi.HoldRequest{Release: true, Holds: "o", Jobs: ref})
+	if err != nil || out.Exit != 1 {
+		t.Fatalf("alice's qrls -h o = %+v, %v", out, err)
+	}
+	j, err := a.q.Get(ctx, ids[0])
+	if err != nil || j.Holds != "ou" {
+		t.Fatalf("holds = %q, %v; want ou", j.Holds, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/musubi-fabric/musubi/jobqueue"
@@ -293,6 +294,12 @@ func (b *backend) Hold(ctx context.Context, c agentapi.Caller, r agentapi.HoldRe
 			out.Exit = 1
 			continue
 		}
+		if !c.IsRoot() && strings.ContainsAny(r.Holds, "os") {
+			// Operator and system holds are the managers' (root's).
+			out.Stderr = append(out.Stderr, notPermitted(c.User, t.id))
+			out.Exit = 1
+			continue
+		}
 		if r.Release {
 			err = b.q.Release(ctx, t.id, r.Holds, c.User)
 		} else {
@@ -427,6 +434,9 @@ func (b *backend) Alter(ctx context.Context, c agentapi.Caller, req *sge.QalterR
 // alterHold applies qalter -h: "n" removes the holds the caller may
 // remove, other letters add holds.
 func (b *backend) alterHold(ctx context.Context, c agentapi.Caller, id int64, holds string) error {
+	if !c.IsRoot() && strings.ContainsAny(holds, "os") {
+		return fmt.Errorf("%w: operator and system holds need a manager", jobqueue.ErrPermission)
+	}
 	if holds == "" || slices.Contains([]rune(holds), 'n') {
 		rm := "u"
 		if c.IsRoot() {
