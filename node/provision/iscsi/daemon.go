@@ -185,12 +185,16 @@ func (d *Daemon) waitPortal(ctx context.Context) error {
 	for {
 		out, err := d.Mgmt().Do(ctx, Request{Mode: ModePortal, Op: OpShow})
 		if err == nil {
+			// tgtd answers only once its portals are set up, so the list
+			// is final. When the bind fails, tgtd falls back to listening
+			// on every address at port 3260: refuse that daemon.
 			for _, l := range strings.Split(out, "\n") {
 				if p, ok := strings.CutPrefix(strings.TrimSpace(l), "Portal: "); ok && strings.HasPrefix(p, want) {
 					return nil
 				}
 			}
-			err = fmt.Errorf("portal %s not listed (address in use or missing?): %q", d.cfg.Portal, strings.TrimSpace(out))
+			return fmt.Errorf("%w: tgtd could not listen on %s (address in use or missing?) and lists %q; log: %s",
+				ErrDaemon, d.cfg.Portal, strings.TrimSpace(out), d.logTail())
 		}
 		last = err
 		select {
@@ -216,13 +220,21 @@ func (d *Daemon) logTail() string {
 }
 
 // Stop shuts tgtd down the way tgt's own init scripts do (state offline,
-// then delete the system), escalating to SIGTERM and SIGKILL if it has not
+// every target deleted, then the system), escalating to SIGTERM and SIGKILL if it has not
 // exited within a few seconds, and removes its socket, lock and pid files.
 // Every target dies with it. It waits for the process to exit.
 func (d *Daemon) Stop(ctx context.Context) error {
 	m := d.Mgmt()
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	_, _ = m.Do(cctx, Request{Mode: ModeSystem, Op: OpUpdate, Name: "State", Value: "offline"})
+	// tgtd refuses to shut down while it has targets (and ignores SIGTERM).
+	if out, err := m.Do(cctx, Request{Mode: ModeTarget, Op: OpShow}); err == nil {
+		if ts, err := ParseTargets(out); err == nil {
+			for _, t := range ts {
+				_, _ = m.Do(cctx, Request{Mode: ModeTarget, Op: OpDelete, TID: t.TID, Force: true})
+			}
+		}
+	}
 	_, _ = m.Do(cctx, Request{Mode: ModeSystem, Op: OpDelete})
 	cancel()
 	var err error
