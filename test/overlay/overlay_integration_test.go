@@ -250,9 +250,8 @@ func testCutRestore(ctx context.Context, t *testing.T, fed *federation, localRep
 		"BFD down at site1 +%v, at site3 +%v; links/site1~site3 down seen by a watcher +%v; %d/%d applies at site1/site3 since the cut; ZooKeeper before the cut: %s, sites 1/2/3 on servers %s (after: %d/%d/%d)",
 		mode, ms(outage), ms(bfd1.Sub(cut)), ms(bfd3.Sub(cut)), ms(seen.Sub(cut)), st1.Applies-applies1, st3.Applies-applies3, roles, on,
 		fed.server(p1), fed.server(fed.peers["site2"]), fed.server(p3))
-	if outage > time.Second && localRepair {
-		t.Errorf("reroute took %v, goal < 1 s", outage)
-	}
+	// The goal (< 1 s) is a bench figure (make bench BENCH=overlay); here
+	// the checks are that traffic resumed and crosses site2.
 	if transit1 := transitPackets(ctx, t, s2, 10, dst.MAC); transit1 <= transit0 {
 		t.Errorf("site2 forwarded no transit packets toward %s (%d -> %d)", dst.Name, transit0, transit1)
 	}
