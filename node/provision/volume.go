@@ -16,7 +16,9 @@ type VolumeSpec struct {
 	VC   string
 	Node string
 	// Image is the application image on the storage host (an absolute path
-	// of a raw image file, or of a logical volume for the LVM backend).
+	// of a raw image file, or of a logical volume for the LVM backend). It
+	// is read when the clone is made; a later Ensure keeps the existing
+	// clone (Remove the volume to re-clone it from another image).
 	Image string
 	// Size is the volume's size in bytes. Zero means the image's size; a
 	// larger size grows the clone (the extra space reads as zeros); a

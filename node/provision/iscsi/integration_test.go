@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -372,5 +373,90 @@ func TestIntegrationPortalInUse(t *testing.T) {
 	t.Logf("as expected: %v", err)
 	if left := leftFiles(t, dir); slices.ContainsFunc(left, func(p string) bool { return strings.Contains(p, "tgtd.sock") }) {
 		t.Fatalf("socket left: %v", left)
+	}
+}
+
+// TestIntegrationDaemonAfterCrash: a tgtd killed with SIGKILL leaves its
+// socket and lock files; the next StartDaemon on the directory must start a
+// fresh tgtd anyway.
+func TestIntegrationDaemonAfterCrash(t *testing.T) {
+	needTgt(t)
+	h := startHost(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	old := h.d.PID()
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Stop reaps the child (its socket no longer answers) and removes the
+	// files; then put them back as a crash leaves them.
+	sock := iscsi.SocketPath(h.d.SocketBase(), 0)
+	if err := h.d.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.d = nil
+	for _, p := range []string{sock, sock + ".lock", filepath.Join(h.dir, "tgtd", "tgtd.pid")} {
+		if err := os.WriteFile(p, []byte(fmt.Sprint(old)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.start(t)
+	if h.d.Adopted() || h.d.PID() == old {
+		t.Fatalf("StartDaemon adopted a dead tgtd (pid %d)", h.d.PID())
+	}
+	if _, err := h.d.Mgmt().Do(ctx, iscsi.Request{Mode: iscsi.ModeTarget, Op: iscsi.OpShow}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIntegrationDaemonInNetns runs tgtd in a network namespace of its own
+// (as each demo site does): its portal exists only there, its management
+// socket is reachable from here, and logins from inside work.
+func TestIntegrationDaemonInNetns(t *testing.T) {
+	needTgt(t, "ip", "iscsi-inq")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ns := fmt.Sprintf("mtgt-%d", os.Getpid())
+	if out, err := exec.CommandContext(ctx, "ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Skipf("cannot create a network namespace: %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del: %v %s", err, out)
+		}
+	})
+	if out, err := exec.CommandContext(ctx, "ip", "-n", ns, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	dir, err := os.MkdirTemp("", "mtgt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	portal := "127.0.0.1:3260" // the namespace's own loopback: no clash with the host
+	d, err := iscsi.StartDaemon(ctx, iscsi.DaemonConfig{Dir: filepath.Join(dir, "tgtd"), Portal: portal, Netns: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := d.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	drv, err := iscsi.New(ctx, iscsi.Config{Dir: filepath.Join(dir, "vols"), Portal: portal, Mgmt: d.Mgmt()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ini = "iqn.2026-11.org.musubi:test:ns"
+	v, err := drv.Ensure(ctx, provision.VolumeSpec{VC: "vc1", Node: "n1", Image: writeImage(t, t.TempDir(), 1<<20), InitiatorName: ini})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "iscsi-inq", "-i", ini, lunURL(v, v.CHAPUser, v.CHAPSecret)).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "DIRECT_ACCESS") {
+		t.Fatalf("login inside the namespace: %v\n%s", err, out)
+	}
+	if err := drv.Remove(ctx, v.Name); err != nil {
+		t.Fatal(err)
 	}
 }
