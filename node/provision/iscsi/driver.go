@@ -482,7 +482,10 @@ func (d *Driver) List(ctx context.Context) ([]provision.Volume, error) {
 		}
 	}
 	for i := range clones {
-		get(clones[i].vc, clones[i].node).clone = &clones[i]
+		// A complete clone wins over a leftover partial copy.
+		if s := get(clones[i].vc, clones[i].node); s.clone == nil || s.clone.size < 0 {
+			s.clone = &clones[i]
+		}
 	}
 	for _, m := range metas {
 		get(m[0], m[1]).meta = true

@@ -200,3 +200,41 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// A partial copy left by a crash shows as an incomplete clone; Ensure
+// replaces it, and a complete clone beside a leftover part wins.
+func TestPartialCloneLeftover(t *testing.T) {
+	d, _, dir := newFakeDriver(t, nil)
+	ctx := context.Background()
+	if err := os.MkdirAll(filepath.Join(dir, "vc1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	part := filepath.Join(dir, "vc1", "n1.img.part")
+	if err := os.WriteFile(part, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := d.List(ctx)
+	if err != nil || len(vs) != 1 || !strings.Contains(strings.Join(vs[0].Problems, ","), "clone incomplete") {
+		t.Fatalf("List with a partial clone: %+v %v", vs, err)
+	}
+	spec := provision.VolumeSpec{VC: "vc1", Node: "n1", Image: writeImage(t, t.TempDir(), 1<<20), InitiatorName: "iqn.2026-11.org.musubi:i"}
+	if _, err := d.Ensure(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(part); !os.IsNotExist(err) {
+		t.Fatalf("partial copy still there: %v", err)
+	}
+	if err := os.WriteFile(part, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vs, err = d.List(ctx)
+	if err != nil || len(vs) != 1 || !vs[0].Complete() {
+		t.Fatalf("List with a complete clone and a leftover part: %+v %v", vs, err)
+	}
+	if err := d.Remove(ctx, "vc1/n1"); err != nil {
+		t.Fatal(err)
+	}
+	if left := leftFiles(t, dir); len(left) != 0 {
+		t.Fatalf("left: %v", left)
+	}
+}
