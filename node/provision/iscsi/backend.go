@@ -17,15 +17,18 @@ import (
 
 // Backend names.
 const (
-	BackendFile = "file"
-	BackendLVM  = "lvm"
+	BackendFile  = "file"
+	BackendLVM   = "lvm"
+	BackendQcow2 = "qcow2"
 )
 
 // clone is one volume's backing store as a backend sees it.
 type clone struct {
 	vc, node string
 	path     string
-	size     int64
+	size     int64 // -1: a partial copy
+	// problem says what is wrong with a clone that exists ("" if nothing).
+	problem string
 }
 
 // backend stores the copy-on-write clones tgt serves.
@@ -36,8 +39,6 @@ type backend interface {
 	// ensure creates the clone of image unless it exists and returns its
 	// size and whether it made it now. size 0 means the image's size.
 	ensure(ctx context.Context, image, vc, node string, size int64) (int64, bool, error)
-	// stat returns the clone's size; ok is false when it does not exist.
-	stat(ctx context.Context, vc, node string) (size int64, ok bool, err error)
 	// remove deletes the clone (and any half-made one); missing is fine.
 	remove(ctx context.Context, vc, node string) error
 	// list returns every clone, including half-made ones (size -1).
@@ -124,17 +125,6 @@ func syncFile(p string) error {
 		err = cerr
 	}
 	return err
-}
-
-func (b *fileBackend) stat(_ context.Context, vc, node string) (int64, bool, error) {
-	fi, err := os.Stat(b.path(vc, node))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return 0, false, nil
-	case err != nil:
-		return 0, false, fmt.Errorf("%w: %v", ErrBackend, err)
-	}
-	return fi.Size(), true, nil
 }
 
 func (b *fileBackend) remove(_ context.Context, vc, node string) error {

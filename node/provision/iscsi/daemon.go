@@ -27,9 +27,9 @@ type DaemonConfig struct {
 	Portal string
 	// ControlPort is tgtd's -C value, the suffix of its socket name.
 	ControlPort int
-	// Netns, if set, runs tgtd in that network namespace (ip netns exec),
-	// where Portal's address must exist. The management socket is a file,
-	// reachable from any namespace.
+	// Netns, if set, runs tgtd in that network namespace (nsenter --net,
+	// keeping the caller's mount namespace), where Portal's address must
+	// exist. The management socket is a file, reachable from any namespace.
 	Netns string
 	// Program is the tgtd binary (default "tgtd").
 	Program string
@@ -108,8 +108,11 @@ func StartDaemon(ctx context.Context, cfg DaemonConfig) (*Daemon, error) {
 	args := []string{"-f", "-C", strconv.Itoa(cfg.ControlPort), "--iscsi", "portal=" + cfg.Portal}
 	prog := cfg.Program
 	if cfg.Netns != "" {
-		args = append([]string{"netns", "exec", cfg.Netns, prog}, args...)
-		prog = "ip"
+		// nsenter --net, not ip netns exec: tgtd must stay in this mount
+		// namespace to see FUSE exports mounted after it started (ip
+		// netns exec gives it a mount namespace of its own).
+		args = append([]string{"--net=/run/netns/" + cfg.Netns, "--", prog}, args...)
+		prog = "nsenter"
 	}
 	cmd := exec.Command(prog, args...)
 	cmd.Env = append(os.Environ(), "TGT_IPC_SOCKET="+d.base)
@@ -159,19 +162,7 @@ func (d *Daemon) running(ctx context.Context) (int, bool) {
 }
 
 // isTgtd reports whether pid is a live (not zombie) tgtd.
-func isTgtd(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// "pid (comm) state ..."
-	s := string(stat)
-	i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if i < 0 || j < i || len(s) < j+3 {
-		return false
-	}
-	return s[i+1:j] == "tgtd" && s[j+2] != 'Z'
-}
+func isTgtd(pid int) bool { return isProc(pid, "tgtd") }
 
 // waitPortal polls the management socket until tgtd answers and lists the
 // portal (tgtd keeps running without it when the bind fails).

@@ -3,12 +3,15 @@
 // serving a copy-on-write clone of the VC's application image.
 //
 // Per volume vc/node, Driver.Ensure makes:
-//   - the clone: a sparse raw copy <dir>/<vc>/<node>.img (cp
-//     --reflink=auto --sparse=always, so a reflink where the filesystem
-//     shares extents and a hole-preserving copy elsewhere), or an LVM
-//     snapshot when the host has device-mapper and a volume group is
-//     configured (see DetectDeviceMapper; untested on the development host,
-//     which has no device-mapper);
+//   - the clone, by one of three backends: "file" (the default), a sparse
+//     raw copy <dir>/<vc>/<node>.img (cp --reflink=auto --sparse=always: a
+//     reflink where the filesystem shares extents, a hole-preserving copy
+//     elsewhere); "qcow2", a qcow2 overlay over the image exported as a raw
+//     file through qemu-storage-daemon's FUSE export (a few hundred KiB per
+//     clone whatever the image, one daemon per volume); "lvm", an LVM
+//     snapshot, chosen when a volume group is configured and device-mapper
+//     works (DetectDeviceMapper; untested on the development host, which
+//     has no device-mapper);
 //   - the target iqn.2026-11.org.musubi:<vc>:<node> (TargetIQN) with the
 //     clone as LUN 1;
 //   - the incoming CHAP account musubi:<vc>:<node> (CHAPUser) with a random

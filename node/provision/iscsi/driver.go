@@ -31,8 +31,9 @@ type Config struct {
 	Mgmt Mgmt
 	// Runner runs cp, dmsetup and the LVM commands (default ExecRunner).
 	Runner Runner
-	// Backend is "file", "lvm" or "" (auto: lvm when VolumeGroup is set and
-	// device-mapper works, file otherwise).
+	// Backend is "file", "lvm", "qcow2" or "" (auto: lvm when VolumeGroup
+	// is set and device-mapper works, file otherwise; qcow2 only when asked
+	// for).
 	Backend string
 	// VolumeGroup is the LVM volume group holding the images and clones.
 	VolumeGroup string
@@ -98,6 +99,11 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	d := &Driver{cfg: cfg, log: cfg.Logger, locks: map[string]*volLock{}}
 	switch cfg.Backend {
 	case BackendFile:
+	case BackendQcow2:
+		if strings.Contains(cfg.Dir, ",") {
+			return nil, fmt.Errorf("%w: qcow2 backend: state directory %q contains a comma (QEMU option syntax)", ErrConfig, cfg.Dir)
+		}
+		d.be = &qcow2Backend{dir: cfg.Dir, run: cfg.Runner, mounted: isMounted}
 	case BackendLVM, "":
 		if cfg.VolumeGroup == "" {
 			if cfg.Backend == BackendLVM {
@@ -501,6 +507,9 @@ func (d *Driver) List(ctx context.Context) ([]provision.Volume, error) {
 			probs = append(probs, "clone incomplete")
 		default:
 			v.Size = s.clone.size
+			if s.clone.problem != "" {
+				probs = append(probs, s.clone.problem)
+			}
 		}
 		if !s.meta {
 			probs = append(probs, "no state file")

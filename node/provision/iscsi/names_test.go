@@ -231,3 +231,77 @@ func TestLVMBackendCommands(t *testing.T) {
 		t.Fatalf("remove calls:\n%s", got)
 	}
 }
+
+// The qcow2 backend's commands, with qemu-img and qemu-storage-daemon
+// scripted (the integration tests run the real ones).
+func TestQcow2BackendCommands(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	img := filepath.Join(t.TempDir(), "app.img")
+	if err := os.WriteFile(img, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mounts := map[string]bool{}
+	rr := &recRunner{answer: func(name string, args []string) ([]byte, error) {
+		switch name {
+		case "qemu-img":
+			return nil, os.WriteFile(args[len(args)-2], []byte("QFI"), 0o644)
+		case "qemu-storage-daemon":
+			for _, a := range args {
+				if _, m, ok := strings.Cut(a, "mountpoint="); ok {
+					m, _, _ = strings.Cut(m, ",")
+					mounts[m] = true
+				}
+			}
+		}
+		return nil, nil
+	}}
+	b := &qcow2Backend{dir: dir, run: rr, mounted: func(p string) (bool, error) { return mounts[p], nil }}
+	if _, _, err := b.ensure(ctx, img, "vc1", "n1", 2048); !errors.Is(err, provision.ErrInvalid) {
+		t.Fatalf("smaller than the image: %v", err)
+	}
+	_, fresh, err := b.ensure(ctx, img, "vc1", "n1", 8192)
+	if err != nil || !fresh {
+		t.Fatalf("ensure: fresh %v %v", fresh, err)
+	}
+	q := filepath.Join(dir, "vc1", "n1.qcow2")
+	want := []string{
+		"qemu-img create -q -f qcow2 -F raw -b " + img + " " + q + ".part 8192",
+		"qemu-storage-daemon --daemonize --pidfile " + filepath.Join(dir, "vc1", "n1.qsd.pid") +
+			" --blockdev driver=file,node-name=f0,filename=" + q + " --blockdev driver=qcow2,node-name=q0,file=f0" +
+			" --export type=fuse,id=e0,node-name=q0,mountpoint=" + filepath.Join(dir, "vc1", "n1.fuse") + ",writable=on",
+	}
+	if !reflect.DeepEqual(rr.calls, want) {
+		t.Fatalf("calls:\n%s\nwant\n%s", strings.Join(rr.calls, "\n"), strings.Join(want, "\n"))
+	}
+	rr.calls = nil
+	if _, fresh, err := b.ensure(ctx, img, "vc1", "n1", 0); err != nil || fresh || len(rr.calls) != 0 {
+		t.Fatalf("second ensure: fresh %v err %v calls %q", fresh, err, rr.calls)
+	}
+	cl, err := b.list(ctx)
+	if err != nil || len(cl) != 1 || cl[0].problem != "" || cl[0].vc != "vc1" || cl[0].node != "n1" {
+		t.Fatalf("list: %+v %v", cl, err)
+	}
+	// The export vanished: list says so; ensure exports again.
+	mounts[b.path("vc1", "n1")] = false
+	if cl, _ := b.list(ctx); len(cl) != 1 || cl[0].problem != "overlay not exported" {
+		t.Fatalf("list without export: %+v", cl)
+	}
+	if _, fresh, err := b.ensure(ctx, img, "vc1", "n1", 0); err != nil || !fresh || len(rr.calls) != 1 {
+		t.Fatalf("re-export: fresh %v err %v calls %q", fresh, err, rr.calls)
+	}
+	// remove unmounts what a dead daemon left and deletes the files.
+	rr.calls = nil
+	if err := b.remove(ctx, "vc1", "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(rr.calls) != 1 || !strings.HasPrefix(rr.calls[0], "umount -l ") {
+		t.Fatalf("remove calls %q", rr.calls)
+	}
+	if left, _ := os.ReadDir(filepath.Join(dir, "vc1")); len(left) != 0 {
+		t.Fatalf("left: %v", left)
+	}
+	if got := unescapeMount(`/a\040b\134c`); got != `/a b\c` {
+		t.Fatalf("unescapeMount = %q", got)
+	}
+}
