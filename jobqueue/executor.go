@@ -538,7 +538,7 @@ func (e *Executor) try(ctx context.Context, en entryName, c Capacity, w *waitSet
 		return nil, outNoFit, nil
 	}
 	if rec.isArray() {
-		return e.claimTasks(ctx, en, rec, ver, c, slots, w)
+		return e.claimTasks(ctx, rec, ver, c, slots, w)
 	}
 	return e.claimJob(ctx, en, rec, ver, slots)
 }
@@ -772,7 +772,7 @@ func (e *Executor) resolveClaim(ctx context.Context, cn claimName, tok string) (
 // -tc held back wake on the same completion). The queue entry stays until
 // the job finishes, so that a finish missed by a dying executor is made up
 // by the next consumer that looks at it.
-func (e *Executor) claimTasks(ctx context.Context, en entryName, rec *record, ver int32, c Capacity, slots int, w *waitSet) (*Lease, outcome, error) {
+func (e *Executor) claimTasks(ctx context.Context, rec *record, ver int32, c Capacity, slots int, w *waitSet) (*Lease, outcome, error) {
 	for race := 0; ; race++ {
 		if !rec.hasUnclaimed() {
 			// Everything is claimed: finish the job if everything is done.
@@ -872,7 +872,6 @@ func (e *Executor) claimTasks(ctx context.Context, en entryName, rec *record, ve
 		if !rec.Queued || rec.State != StateQueued {
 			return nil, outGone, nil
 		}
-		en = rec.entry()
 	}
 }
 

@@ -524,15 +524,13 @@ func (q *Queue) recoverClaim(ctx context.Context, cn claimName) (bool, error) {
 		nr := rec.clone()
 		nr.Settled = cn.N
 		if rec.isArray() {
-			var done, undone []int
+			var undone []int
 			for _, t := range info.Tasks {
 				ok, _, err := q.exists(ctx, q.l.task(cn.ID, t))
 				if err != nil {
 					return false, err
 				}
-				if ok {
-					done = append(done, t)
-				} else {
+				if !ok {
 					undone = append(undone, t)
 				}
 			}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -144,15 +143,6 @@ func parseEnv(text string) map[string]string {
 func readEnvFile(t testing.TB, path string) map[string]string {
 	t.Helper()
 	return parseEnv(readFile(t, path))
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // eventually polls cond until it holds or the timeout passes.

@@ -119,17 +119,6 @@ func parseYesNo(s string) (bool, bool) {
 	return false, false
 }
 
-// numKind selects how parseNumValue reports errors.
-type numKind int
-
-const (
-	numInt numKind = iota
-	numTime
-	numMemory
-	numDouble
-	numBool
-)
-
 // parseNumValue parses a numeric resource value like Grid Engine's
 // sge_parse_num_val: "true"/"false", "infinity", h:m:s times, decimal and
 // fixed-float numbers, hex and octal integers, each optionally followed by

@@ -17,9 +17,6 @@ import (
 	"antrea.io/libOpenflow/util"
 )
 
-// maxMessage bounds an OpenFlow message (the length field is 16 bits).
-const maxMessage = 1 << 16
-
 // writeTimeout bounds one write to the switch.
 const writeTimeout = 10 * time.Second
 

@@ -224,7 +224,7 @@ func TestVolumeDriver(t *testing.T, newHarness func(t *testing.T) *VolumeHarness
 			for _, n := range []string{"n1", "n2", "n3"} {
 				wg.Go(func() {
 					if _, err := h.Driver.Ensure(ctx(t), spec(h, vc, n)); err != nil {
-						errs <- fmt.Errorf("Ensure %s/%s: %w", vc, n, err)
+						errs <- fmt.Errorf("ensure %s/%s: %w", vc, n, err)
 					}
 				})
 			}
