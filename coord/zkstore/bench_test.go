@@ -119,7 +119,7 @@ func median(xs []float64) float64 {
 func TestBenchCoord(t *testing.T) {
 	ens := zktest.StartT(t, 3)
 	rec := benchrec.New(os.Stdout)
-	rounds, dur := 3, 2*time.Second
+	rounds, dur := 5, 1500*time.Millisecond
 	if v, err := strconv.Atoi(os.Getenv("MUSUBI_BENCH_ROUNDS")); err == nil && v > 0 {
 		rounds = v
 	}
