@@ -25,9 +25,15 @@ func hostReady(t *testing.T) {
 	if err := StaticELF(DefaultBusybox); err != nil {
 		t.Skipf("skipping: %v (apt-get install busybox-static)", err)
 	}
-	if _, _, err := kernelOf(context.Background(), ExecRunner{}, DefaultKernelPackage); err != nil {
+	_, rel, err := kernelOf(context.Background(), ExecRunner{}, DefaultKernelPackage)
+	if err != nil {
 		t.Skipf("skipping: %v", err)
 	}
+	f, err := os.Open("/boot/vmlinuz-" + rel)
+	if err != nil {
+		t.Skipf("skipping: %v (Debian's kernels are readable by root only)", err)
+	}
+	f.Close()
 }
 
 func payload() []string {
