@@ -398,4 +398,3 @@ func loadavg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
-
