@@ -81,6 +81,7 @@ type CmdError struct {
 	Err      error
 }
 
+// Error implements error.
 func (e *CmdError) Error() string {
 	msg := fmt.Sprintf("vm: %s: %v", e.Cmd, e.Err)
 	if e.Stderr != "" {

@@ -119,6 +119,7 @@ type procs struct{ h *Host }
 
 var _ vm.Runner = procs{}
 
+// Alive implements vm.Runner.
 func (p procs) Alive(pr vm.Proc) bool {
 	p.h.mu.Lock()
 	defer p.h.mu.Unlock()
@@ -130,9 +131,14 @@ func (p procs) Alive(pr vm.Proc) bool {
 	return false
 }
 
-func (procs) Run(context.Context, vm.Cmd) ([]byte, error)    { return nil, errors.ErrUnsupported }
+// Run implements vm.Runner (unsupported).
+func (procs) Run(context.Context, vm.Cmd) ([]byte, error) { return nil, errors.ErrUnsupported }
+
+// Start implements vm.Runner (unsupported).
 func (procs) Start(context.Context, vm.Cmd) (vm.Proc, error) { return vm.Proc{}, errors.ErrUnsupported }
-func (procs) Signal(vm.Proc, syscall.Signal) error           { return nil }
+
+// Signal implements vm.Runner (no effect).
+func (procs) Signal(vm.Proc, syscall.Signal) error { return nil }
 
 // Ensure implements vm.Backend.
 func (b *Backend) Ensure(ctx context.Context, spec vm.NodeSpec) (vm.NodeState, error) {

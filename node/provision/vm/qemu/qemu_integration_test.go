@@ -398,3 +398,50 @@ func loadavg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// Two guests started at once (local disk clones): the figure for a small
+// VC's QEMU share under TCG on this machine's 2 cores.
+func TestTwoGuestsAtOnce(t *testing.T) {
+	needQEMU(t)
+	img := testImage(t)
+	st := newSite(t)
+	b := st.backend(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	specs := make([]vm.NodeSpec, 2)
+	for i := range specs {
+		specs[i] = vmtest.NewSpec("vc2", i)
+		specs[i].Boot = vm.Boot{Kernel: img.Kernel, Initrd: img.Initrd}
+		f := filepath.Join(t.TempDir(), "disk.img")
+		if err := image.CloneFile(ctx, img.RootDisk, f, 0); err != nil {
+			t.Fatal(err)
+		}
+		specs[i].Disk = &vm.Disk{File: f}
+	}
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, len(specs))
+	for i := range specs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = b.Ensure(ctx, specs[i])
+		}()
+	}
+	wg.Wait()
+	took := time.Since(t0)
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	t.Logf("FIGURE qemu: %d TCG guests started at once all ready in %v (load %s)", len(specs), took.Round(time.Millisecond), loadavg())
+	for _, sp := range specs {
+		if err := b.Remove(ctx, sp.Name()); err != nil {
+			t.Error(err)
+		}
+	}
+	if left := st.leftovers(t, "vc2/"); len(left) > 0 {
+		t.Fatalf("left: %q", left)
+	}
+}

@@ -35,6 +35,7 @@ type Error struct {
 	Desc  string `json:"desc"`
 }
 
+// Error implements error.
 func (e *Error) Error() string { return fmt.Sprintf("qmp: %s: %s", e.Class, e.Desc) }
 
 // Unwrap returns ErrCommand.
@@ -46,6 +47,7 @@ type Version struct {
 	Package             string
 }
 
+// String is "major.minor.micro".
 func (v Version) String() string { return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Micro) }
 
 // Event is an asynchronous QMP event.
