@@ -25,9 +25,9 @@ deps: ## install the Debian packages the tests and demo need (no-op when present
 	@$(GO) mod download
 
 .PHONY: build
-build: ## build bin/musubi
+build: ## build bin/musubi (static, CGO_ENABLED=0)
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/musubi ./cmd/musubi
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/musubi ./cmd/musubi
 
 .PHONY: test
 test: deps ## run every test tier this machine supports (unit, integration, e2e)

@@ -3,7 +3,6 @@ package coord
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -27,17 +26,24 @@ const (
 // new federation creates them.
 var TopLevelDirs = []string{SitesDir, LiveDir, LinksDir, HostsDir, AccountsDir, TimetableDir, ReservationsDir, VLANsDir, VCDir}
 
-// namePattern is what a site, host, user, VC, node or resource name may be:
-// it must start with a letter or digit and may contain letters, digits,
-// '.', '_' and '-', at most 63 characters (a DNS label, plus '_' and '.').
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
-
-// ValidName reports whether s may be used as one path element of the schema.
+// ValidName reports whether s may be used as one path element of the
+// schema (a site, host, user, VC, node or resource name): 1-63 letters,
+// digits, '.', '_' or '-', starting with a letter or digit (a DNS label,
+// plus '_' and '.').
 func ValidName(s string) error {
-	if !namePattern.MatchString(s) {
+	ok := len(s) >= 1 && len(s) <= 63 && isAlnum(s[0])
+	for i := 1; ok && i < len(s); i++ {
+		c := s[i]
+		ok = isAlnum(c) || c == '.' || c == '_' || c == '-'
+	}
+	if !ok {
 		return fmt.Errorf("%w: name %q: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", ErrInvalidPath, s)
 	}
 	return nil
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // ValidPath reports whether p is a well-formed absolute node path.
