@@ -46,6 +46,19 @@ var commands = map[string]*command{}
 
 func register(c *command) { commands[c.name] = c }
 
+// subcommands are subcommands that one file adds to a command another file
+// registers (e.g. `site list` beside `site init|join|leave|status`), so
+// that neither file needs the other. They are dispatched before the
+// parent command runs.
+var subcommands = map[string]map[string]*command{}
+
+func registerSub(parent string, c *command) {
+	if subcommands[parent] == nil {
+		subcommands[parent] = map[string]*command{}
+	}
+	subcommands[parent][c.name] = c
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, &cliEnv{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv}, os.Args)
@@ -72,6 +85,18 @@ func run(ctx context.Context, env *cliEnv, argv []string) int {
 		return exitOK
 	}
 	c, ok := commands[name]
+	if len(args) > 0 {
+		if sc, sok := subcommands[name][args[0]]; sok {
+			c, ok, args = sc, true, args[1:]
+		}
+	}
+	if !ok && subcommands[name] != nil {
+		fmt.Fprintf(env.stderr, "musubi %s: give a subcommand:\n", name)
+		for _, sc := range sortedSubs(name) {
+			fmt.Fprintf(env.stderr, "  %-10s %s\n", sc.name, sc.short)
+		}
+		return exitUsage
+	}
 	if !ok {
 		fmt.Fprintf(env.stderr, "musubi: unknown command %q\nRun 'musubi help' for the list of commands.\n", name)
 		return exitUsage
@@ -89,9 +114,18 @@ func usage(w io.Writer) {
 	for n := range commands {
 		names = append(names, n)
 	}
+	for n := range subcommands {
+		if commands[n] == nil {
+			names = append(names, n)
+		}
+	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].short)
+		if c := commands[n]; c != nil {
+			fmt.Fprintf(w, "  %-12s %s\n", n, c.short)
+		} else {
+			fmt.Fprintf(w, "  %-12s %s\n", n, subShort(n))
+		}
 	}
 	fmt.Fprintf(w, "  %-12s %s\n\nRun 'musubi <command> --help' for a command's flags.\n", "version", "print the version")
 }
@@ -130,4 +164,22 @@ func fail(env *cliEnv, cmd string, err error, hint string) int {
 	}
 	fmt.Fprintln(env.stderr, msg)
 	return exitFailure
+}
+
+func sortedSubs(parent string) []*command {
+	var out []*command
+	for _, c := range subcommands[parent] {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// subShort describes a command that only has contributed subcommands.
+func subShort(parent string) string {
+	var names []string
+	for _, c := range sortedSubs(parent) {
+		names = append(names, c.name)
+	}
+	return strings.Join(names, "|")
 }
