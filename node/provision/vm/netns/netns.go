@@ -42,6 +42,9 @@ const PortPrefix = "mv"
 // IfName is the node's interface inside its namespace.
 const IfName = "eth0"
 
+// agentSocket is the agent's unix socket in the node's state directory.
+const agentSocket = "agent.sock"
+
 // Config configures the backend.
 type Config struct {
 	// StateDir holds one directory per node (absolute).
@@ -192,16 +195,7 @@ func (b *Backend) Ensure(ctx context.Context, spec vm.NodeSpec) (vm.NodeState, e
 	if err := b.buildNet(ctx, spec, rec); err != nil {
 		return b.state(rec, false), err
 	}
-	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"MUSUBI_VC=" + spec.VC, "MUSUBI_NODE=" + spec.Node}
-	keys := make([]string, 0, len(spec.Agent.Env))
-	for k := range spec.Agent.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		env = append(env, k+"="+spec.Agent.Env[k])
-	}
+	env := b.agentEnv(spec)
 	p, err := b.cfg.Runner.Start(ctx, vm.Cmd{Netns: rec.Netns, Name: spec.Agent.Args[0], Args: spec.Agent.Args[1:],
 		Env: env, Dir: b.dir.NodeDir(spec.VC, spec.Node), Log: b.dir.Path(spec.VC, spec.Node, "agent.log")})
 	if p.PID > 0 {
@@ -218,6 +212,29 @@ func (b *Backend) Ensure(ctx context.Context, spec vm.NodeSpec) (vm.NodeState, e
 		"pid", p.PID, "took", time.Since(t0).Round(time.Millisecond))
 	st := b.state(rec, true)
 	return st, vm.WaitReady(ctx, b.cfg.Runner, p, b.cfg.Ready, st, b.cfg.ReadyTimeout)
+}
+
+// agentEnv is the agent's environment: PATH, the node's identity, a unix
+// socket and a spool directory of its own in its state directory (agents
+// of netns nodes share the host's file system), then the spec's variables,
+// which win.
+func (b *Backend) agentEnv(spec vm.NodeSpec) []string {
+	vars := map[string]string{
+		"PATH":                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"MUSUBI_VC":           spec.VC,
+		"MUSUBI_NODE":         spec.Node,
+		"MUSUBI_AGENT_SOCKET": b.dir.SocketPath(spec.VC, spec.Node, agentSocket),
+		"MUSUBI_SPOOL":        b.dir.Path(spec.VC, spec.Node, "spool"),
+	}
+	for k, v := range spec.Agent.Env {
+		vars[k] = v
+	}
+	env := make([]string, 0, len(vars))
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	return env
 }
 
 // buildNet creates the namespace, the veth pair and the port.
@@ -285,7 +302,7 @@ func (b *Backend) Remove(ctx context.Context, name string) error {
 	if err := b.teardown(ctx, vc, node, rec); err != nil {
 		return err
 	}
-	if err := b.dir.Remove(vc, node); err != nil {
+	if err := b.dir.Remove(vc, node, agentSocket); err != nil {
 		return err
 	}
 	b.log.Info("node removed", "node", name)

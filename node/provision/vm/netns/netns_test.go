@@ -3,6 +3,7 @@ package netns_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -102,7 +103,9 @@ func TestEnsureCommands(t *testing.T) {
 		t.Fatalf("procs %+v", procs)
 	}
 	env := procs[0].Cmd.Env
-	for _, kv := range []string{"MUSUBI_VC=vc1", "MUSUBI_NODE=n0", "MUSUBI_ZK=10.0.0.1:2181"} {
+	for _, kv := range []string{"MUSUBI_VC=vc1", "MUSUBI_NODE=n0", "MUSUBI_ZK=10.0.0.1:2181",
+		"MUSUBI_AGENT_SOCKET=" + filepath.Join(filepath.Dir(procs[0].Cmd.Log), "agent.sock"),
+		"MUSUBI_SPOOL=" + filepath.Join(filepath.Dir(procs[0].Cmd.Log), "spool")} {
 		if !slices.Contains(env, kv) {
 			t.Errorf("agent env %q lacks %s", env, kv)
 		}
