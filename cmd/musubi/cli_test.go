@@ -140,7 +140,7 @@ func TestCLIReserveListShowCancel(t *testing.T) {
 	}
 	code, out, errs = f.run("vc", "reserve", "v2", "--nodes", "1", "--memory", "7G", "--start", "+2h")
 	if code != exitFailure || !strings.Contains(errs, "earliest window") {
-		t.Fatalf("refusal with an earliest window: %d\n%s", code, errs)
+		t.Fatalf("refusal with an earliest window: %d\n%s%s", code, out, errs)
 	}
 
 	code, out, _ = f.run("vc", "list")
