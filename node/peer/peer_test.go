@@ -2,10 +2,17 @@ package peer_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -320,5 +327,101 @@ func TestSetupErrorsBeforeAnythingRuns(t *testing.T) {
 	}
 	if _, err := os.Stat(cfg.API.Socket); !os.IsNotExist(err) {
 		t.Errorf("socket created before the failure: %v", err)
+	}
+}
+
+// With the overlay enabled but no Open vSwitch, the peer runs: the
+// overlay subsystem keeps retrying and is reported not ready, everything
+// else works, and the peer still stops cleanly.
+func TestOverlayWithoutOVSIsNotReady(t *testing.T) {
+	cfg := baseConfig(t)
+	cfg.Gateway = "192.0.2.1"
+	cfg.Overlay.Enabled = true
+	cfg.Overlay.OVSDB = "unix:" + filepath.Join(t.TempDir(), "no-db.sock")
+	cfg.Overlay.ControllerListen = "127.0.0.1:0"
+	cfg.Overlay.Probe = false
+	r := start(t, cfg)
+	eventually(t, "everything but the overlay ready", func() bool {
+		code, body := get(t, r.url+"/readyz")
+		return code == 503 && strings.Contains(body, "overlay: not ready") && !strings.Contains(body, "coordination") && !strings.Contains(body, "reservations")
+	})
+	if code, _ := get(t, r.url+"/healthz"); code != 200 {
+		t.Fatalf("healthz %d", code)
+	}
+	if err := r.shutdown(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// writeCert writes a self-signed certificate for 127.0.0.1 and its key.
+func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "musubi-test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "peer.crt"), filepath.Join(dir, "peer.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// With a certificate the TCP API speaks HTTPS only; a client trusting
+// the certificate authenticates with a token.
+func TestHTTPSAndTokens(t *testing.T) {
+	dir := t.TempDir()
+	cfg := baseConfig(t)
+	cfg.API.TLSCert, cfg.API.TLSKey = writeCert(t, dir)
+	tf, _ := json.Marshal(api.TokensFile{Tokens: []api.TokenEntry{{Name: "ops", Role: api.RoleAdmin, SHA256: api.HashToken("tls-token")}}})
+	cfg.API.TokensFile = filepath.Join(dir, "tokens.json")
+	if err := os.WriteFile(cfg.API.TokensFile, tf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, cfg)
+	httpsURL := "https://" + strings.TrimPrefix(r.url, "http://")
+	c, err := api.NewClient(api.ClientConfig{Endpoint: httpsURL, Token: "tls-token", CAFile: cfg.API.TLSCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	eventually(t, "readiness over HTTPS", func() bool { return c.Ready(ctx) == nil })
+	if _, err := c.AddAccount(ctx, api.Account{User: "tlsuser"}); err != nil {
+		t.Fatalf("admin over HTTPS: %v", err)
+	}
+	bad, _ := api.NewClient(api.ClientConfig{Endpoint: httpsURL, Token: "wrong", CAFile: cfg.API.TLSCert})
+	defer bad.Close()
+	if _, err := bad.Accounts(ctx); !api.IsStatus(err, 401) {
+		t.Fatalf("bad token over HTTPS: %v", err)
+	}
+	// Without trusting the certificate the client refuses the server;
+	// plain HTTP gets no API answer.
+	untrusting, _ := api.NewClient(api.ClientConfig{Endpoint: httpsURL, Token: "tls-token"})
+	defer untrusting.Close()
+	if _, err := untrusting.Accounts(ctx); err == nil || api.IsStatus(err, 200) {
+		t.Fatalf("an unknown certificate was accepted: %v", err)
+	}
+	plain, _ := api.NewClient(api.ClientConfig{Endpoint: r.url, Token: "tls-token"})
+	defer plain.Close()
+	if _, err := plain.Accounts(ctx); err == nil {
+		t.Fatal("plain HTTP answered on the HTTPS listener")
 	}
 }
