@@ -18,6 +18,8 @@ import (
 
 	"github.com/musubi-fabric/musubi/coord"
 	"github.com/musubi-fabric/musubi/coord/memstore"
+	"github.com/musubi-fabric/musubi/jobqueue"
+	"github.com/musubi-fabric/musubi/jobqueue/sge"
 	"github.com/musubi-fabric/musubi/node"
 	"github.com/musubi-fabric/musubi/node/admission"
 	"github.com/musubi-fabric/musubi/node/api"
@@ -661,4 +663,36 @@ func asErr(err error, target **api.Error) bool {
 		*target = e
 	}
 	return ok
+}
+
+func TestJobsOfAVC(t *testing.T) {
+	e := newEnv(t)
+	e.mustReserve(aliceTok, reserveReq("jobs", 1, 1024))
+	ctx := context.Background()
+	q, err := jobqueue.New(jobqueue.Config{Store: e.store, VC: "jobs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range []*sge.JobSpec{
+		{Name: "dock", Script: []byte("#!/bin/sh\ntrue\n"), ScriptFile: "dock.sh", Submitter: sge.Submitter{User: "alice"}},
+		{Name: "screen", Script: []byte("#!/bin/sh\ntrue\n"), ScriptFile: "screen.sh", Array: &sge.TaskRange{First: 1, Last: 10, Step: 1}, Submitter: sge.Submitter{User: "bob"}},
+	} {
+		if _, err := q.Submit(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, body := e.call("GET", "/api/v1/vcs/jobs/jobs", aliceTok, nil)
+	var js api.Jobs
+	if code != 200 || json.Unmarshal(body, &js) != nil || len(js.Jobs) != 2 {
+		t.Fatalf("jobs: %d %s", code, body)
+	}
+	if j := js.Jobs[0]; j.Name != "dock" || j.Owner != "alice" || j.State != "qw" || j.Slots != 1 {
+		t.Errorf("first job %+v", j)
+	}
+	if j := js.Jobs[1]; j.Name != "screen" || j.Tasks != "1-10:1" {
+		t.Errorf("array job %+v", j)
+	}
 }
