@@ -565,7 +565,7 @@ func Leave(ctx context.Context, cfg Config) (Result, error) {
 		}
 		return Result{}, err
 	}
-	steps := []Step{s.stepDeregister(), s.stepRemoveMember(), s.stepStopped()}
+	steps := []Step{s.stepCanLeave(), s.stepDeregister(), s.stepRemoveMember(), s.stepStopped()}
 	steps = append(steps, Step{
 		Name: "local state cleared",
 		Check: func(context.Context) (bool, string, error) {
@@ -585,6 +585,37 @@ func Leave(ctx context.Context, cfg Config) (Result, error) {
 		},
 	})
 	return Run(ctx, s.cfg.Out, steps)
+}
+
+// stepCanLeave refuses, before anything changes, to take out the
+// ensemble's last voter.
+func (s *site) stepCanLeave() Step {
+	return Step{
+		Name: "other voters remain",
+		Check: func(ctx context.Context) (bool, string, error) {
+			sess, err := s.dataSession(ctx)
+			if err != nil {
+				return false, "", err
+			}
+			ms, err := sess.Members(ctx)
+			if err != nil {
+				return false, "", err
+			}
+			if _, ok := coord.FindMember(ms, s.st.ServerID); !ok {
+				return true, "already out of the ensemble", nil
+			}
+			voters := 0
+			for _, m := range ms {
+				if m.ID != s.st.ServerID && m.Role == coord.Participant {
+					voters++
+				}
+			}
+			if voters == 0 {
+				return false, "", fmt.Errorf("%w: no other voter would remain (stop the site with 'musubi site stop' instead)", ErrLastSite)
+			}
+			return true, fmt.Sprintf("%d other voters", voters), nil
+		},
+	}
 }
 
 func (s *site) stepDeregister() Step {
