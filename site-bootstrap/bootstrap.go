@@ -271,22 +271,31 @@ func (s *site) stepState() Step {
 				}
 				s.members = ms
 				st.Seeds = s.seeds
-				st.ServerID = 1
 				for _, m := range ms {
-					st.ServerID = max(st.ServerID, m.ID+1)
 					if m.Host == st.Addr && m.ClientPort == st.ClientPort {
 						return fmt.Errorf("%w: server %d already uses %s", ErrOtherSite, m.ID, m.ClientAddr())
 					}
 				}
-				st.Role = coord.Participant
-				if coord.Voters(ms) >= coord.MaxVoters {
-					st.Role = coord.Observer
-				}
+				st.ServerID, st.Role = NextServer(ms)
 			}
 			s.st = st
 			return writeJSON(s.cfg.statePath(), st, 0o644)
 		},
 	}
+}
+
+// NextServer is the id and role a joining site's server takes: the next id
+// after the highest, and a voter while the ensemble has fewer than
+// coord.MaxVoters voters, an observer beyond (DESIGN.md §4).
+func NextServer(members []coord.Member) (int, coord.Role) {
+	id := 1
+	for _, m := range members {
+		id = max(id, m.ID+1)
+	}
+	if coord.Voters(members) >= coord.MaxVoters {
+		return id, coord.Observer
+	}
+	return id, coord.Participant
 }
 
 // --- federation data ---

@@ -203,3 +203,24 @@ func TestLeaveNothing(t *testing.T) {
 		t.Errorf("status of an empty directory: %v", err)
 	}
 }
+
+func TestNextServer(t *testing.T) {
+	var ms []coord.Member
+	for i := 1; i <= 9; i++ {
+		id, role := NextServer(ms)
+		want := coord.Participant
+		if i > coord.MaxVoters {
+			want = coord.Observer
+		}
+		if id != i || role != want {
+			t.Fatalf("with %d members: server %d %s, want %d %s", len(ms), id, role, i, want)
+		}
+		ms = append(ms, coord.Member{ID: id, Role: role})
+	}
+	// Ids are never reused while a higher one exists; a voter that left
+	// makes room for a new voter.
+	ms = append(ms[:2], ms[3:]...)
+	if id, role := NextServer(ms); id != 10 || role != coord.Participant {
+		t.Errorf("after a voter left: %d %s", id, role)
+	}
+}
