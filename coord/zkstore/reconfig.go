@@ -33,18 +33,32 @@ func (s *Store) Members(ctx context.Context) ([]coord.Member, error) {
 	return c.Members, nil
 }
 
+// ensembleReadPatience bounds how long EnsembleConfig retries through a
+// transient outage (membership changes often cause a leader election).
+const ensembleReadPatience = 15 * time.Second
+
 // EnsembleConfig returns the ensemble's dynamic configuration (members
-// and version), read after a sync so that it is the leader's.
+// and version), read after a sync so that it is the leader's. A read that
+// fails for a transient reason (no server, connection lost) is retried for
+// up to 15 s while ctx allows: membership changes often cause a leader
+// election.
 func (s *Store) EnsembleConfig(ctx context.Context) (coord.EnsembleConfig, error) {
-	if err := s.prepRaw(ctx); err != nil {
-		return coord.EnsembleConfig{}, fmt.Errorf("zkstore: read ensemble config: %w", s.mapErr(err))
-	}
-	if _, err := s.conn.Sync(ConfigNode); err != nil {
-		return coord.EnsembleConfig{}, fmt.Errorf("zkstore: sync %s: %w", ConfigNode, s.mapErr(err))
-	}
-	data, _, err := s.conn.Get(ConfigNode)
+	rctx, cancel := context.WithTimeout(ctx, ensembleReadPatience)
+	defer cancel()
+	var data []byte
+	err := s.retry(rctx, func() error {
+		if err := s.prepRaw(rctx); err != nil {
+			return err
+		}
+		if _, err := s.conn.Sync(ConfigNode); err != nil {
+			return err
+		}
+		var err error
+		data, _, err = s.conn.Get(ConfigNode)
+		return err
+	})
 	if err != nil {
-		return coord.EnsembleConfig{}, fmt.Errorf("zkstore: get %s: %w", ConfigNode, s.mapErr(err))
+		return coord.EnsembleConfig{}, fmt.Errorf("zkstore: read %s: %w", ConfigNode, s.mapErr(err))
 	}
 	c, err := coord.ParseEnsembleConfig(data)
 	if err != nil {

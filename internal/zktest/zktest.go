@@ -11,15 +11,17 @@
 // Find ZooKeeper through the environment when it is not at Debian's paths:
 // MUSUBI_ZK_CLASSPATH (colon-separated jars; the first must be the
 // ZooKeeper server jar) and JAVA (the java binary; default: java in PATH).
+//
+// What a test ensemble shares with a site's production server (finding
+// java and the jars, the logging configuration, four-letter words) lives
+// in site-bootstrap/zkserver; this package adds the test harness.
 package zktest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -30,6 +32,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/musubi-fabric/musubi/site-bootstrap/zkserver"
 )
 
 // Sentinel errors.
@@ -52,12 +56,7 @@ var (
 // launcher lacks: an SLF4J binding (without it the server logs nothing) and
 // the servlet API (without it the AdminServer cannot start). The jar's
 // manifest pulls in the rest.
-var DefaultClasspath = []string{
-	"/usr/share/java/zookeeper.jar",
-	"/usr/share/java/slf4j-log4j12.jar",
-	"/usr/share/java/log4j-1.2.jar",
-	"/usr/share/java/servlet-api.jar",
-}
+var DefaultClasspath = zkserver.DefaultClasspath
 
 // DefaultJVMFlags keeps each server small (about 75-100 MiB RSS) and
 // fast to start: about 1.3 s to a serving 3-server ensemble on the 2-core
@@ -196,23 +195,11 @@ func Available() error {
 }
 
 func findZooKeeper() (java, classpath string, err error) {
-	java = os.Getenv("JAVA")
-	if java == "" {
-		java = "java"
+	java, classpath, err = zkserver.Find()
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %w", ErrNotInstalled, err)
 	}
-	if java, err = exec.LookPath(java); err != nil {
-		return "", "", fmt.Errorf("%w: %v", ErrNotInstalled, err)
-	}
-	jars := DefaultClasspath
-	if cp := os.Getenv("MUSUBI_ZK_CLASSPATH"); cp != "" {
-		jars = strings.Split(cp, ":")
-	}
-	for _, j := range jars {
-		if _, err := os.Stat(j); err != nil {
-			return "", "", fmt.Errorf("%w: %v", ErrNotInstalled, err)
-		}
-	}
-	return java, strings.Join(jars, ":"), nil
+	return java, classpath, nil
 }
 
 // maxStartAttempts bounds retries after a port collision.
@@ -352,12 +339,7 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-const log4jProperties = `log4j.rootLogger=INFO, FILE
-log4j.appender.FILE=org.apache.log4j.FileAppender
-log4j.appender.FILE.File=${zookeeper.log.dir}/${zookeeper.log.file}
-log4j.appender.FILE.layout=org.apache.log4j.PatternLayout
-log4j.appender.FILE.layout.ConversionPattern=%d{ISO8601} [myid:%X{myid}] - %-5p [%t:%C{1}@%L] - %m%n
-`
+const log4jProperties = zkserver.Log4jProperties
 
 // writeFiles writes log4j.properties and each server's myid and zoo.cfg.
 func (e *Ensemble) writeFiles() error {
@@ -544,47 +526,16 @@ func (e *Ensemble) fourLetter(ctx context.Context, id int, addr, cmd string) (st
 
 // ParseMode extracts the "Mode:" line of srvr or stat output ("" if none,
 // e.g. "This ZooKeeper instance is not currently serving requests").
-func ParseMode(out string) string {
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		if m, ok := strings.CutPrefix(sc.Text(), "Mode: "); ok {
-			return strings.TrimSpace(m)
-		}
-	}
-	return ""
-}
-
-// fourLetterTimeout bounds one four-letter-word exchange.
-const fourLetterTimeout = 2 * time.Second
+func ParseMode(out string) string { return zkserver.ParseMode(out) }
 
 // FourLetter sends a four-letter word (srvr, mntr, ruok, cons, ...) to the
 // server at addr and returns its whole answer.
 func FourLetter(ctx context.Context, addr, cmd string) (string, error) {
-	return fourLetterWith(ctx, addr, cmd, func(ctx context.Context) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", addr)
-	})
+	return zkserver.FourLetter(ctx, addr, cmd)
 }
 
 func fourLetterWith(ctx context.Context, addr, cmd string, dial func(context.Context) (net.Conn, error)) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, fourLetterTimeout)
-	defer cancel()
-	c, err := dial(ctx)
-	if err != nil {
-		return "", fmt.Errorf("zktest: %s %s: %w", cmd, addr, err)
-	}
-	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(dl)
-	}
-	if _, err := io.WriteString(c, cmd); err != nil {
-		return "", fmt.Errorf("zktest: %s %s: %w", cmd, addr, err)
-	}
-	out, err := io.ReadAll(c)
-	if err != nil {
-		return string(out), fmt.Errorf("zktest: %s %s: %w", cmd, addr, err)
-	}
-	return string(out), nil
+	return zkserver.FourLetterWith(ctx, addr, cmd, func(ctx context.Context, _ string) (net.Conn, error) { return dial(ctx) })
 }
 
 // pollInterval is how often the Wait helpers ask the servers.
