@@ -111,7 +111,9 @@ type Policy struct {
 	VC func(vc string) (string, error)
 }
 
-func digest(perms int32, id string) coord.ACL { return coord.ACL{Perms: perms, Scheme: "digest", ID: id} }
+func digest(perms int32, id string) coord.ACL {
+	return coord.ACL{Perms: perms, Scheme: "digest", ID: id}
+}
 
 // validID checks a digest id: user:base64 of a SHA-1 sum.
 func validID(id string) error {
