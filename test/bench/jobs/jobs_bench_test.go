@@ -13,6 +13,7 @@
 //	MUSUBI_BENCH_BATCH_JOBS=10000 jobs submitted through the batch API for (c)
 //	MUSUBI_BENCH_SUBMITTERS=4     concurrent qsub loops for the second run of (a) (<= 1 skips it)
 //	MUSUBI_BENCH_SGE=off          skip the Grid Engine baseline altogether
+//	MUSUBI_BENCH_BIN=path         run this musubi binary instead of building one
 package jobs
 
 import (
@@ -286,13 +287,24 @@ func startMusubi(t *testing.T) *musubi {
 		t.Fatal(err)
 	}
 	m := &musubi{t: t, work: work, bin: filepath.Join(work, "bin"), socket: filepath.Join(work, "agent.sock")}
-	// The binary under test, built like make build.
+	// The binary under test, built like make build (or a given one, to
+	// compare builds back to back).
 	exe := filepath.Join(work, "musubi")
-	build := exec.Command("go", "build", "-o", exe, "./cmd/musubi")
-	build.Dir = repoRoot()
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	if bin := os.Getenv("MUSUBI_BENCH_BIN"); bin != "" {
+		data, err := os.ReadFile(bin)
+		if err == nil {
+			err = os.WriteFile(exe, data, 0o755)
+		}
+		if err != nil {
+			t.Fatalf("MUSUBI_BENCH_BIN: %v", err)
+		}
+	} else {
+		build := exec.Command("go", "build", "-trimpath", "-o", exe, "./cmd/musubi")
+		build.Dir = repoRoot()
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
 	}
 	if out, err := exec.Command(exe, "install-cli", "--dir", m.bin).CombinedOutput(); err != nil {
 		t.Fatalf("install-cli: %v\n%s", err, out)
