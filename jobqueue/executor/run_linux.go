@@ -450,14 +450,15 @@ func (j *job) run(ctx context.Context, res Result) (Result, error) {
 		}
 	}
 	// The main process has exited but is not reaped yet, so its process
-	// group id cannot have been reused: kill whatever is left of the job,
-	// and wait until it is gone so that nothing of the job outlives Run
-	// (and nothing writes into TMPDIR while it is removed).
+	// group id cannot have been reused: kill whatever is left of the job.
+	// Then reap it, and wait until the group is gone so that nothing of
+	// the job outlives Run (and nothing writes into TMPDIR while it is
+	// removed); a group with members cannot have its id reused either.
 	j.kill(pid, syscall.SIGKILL)
+	waitErr := cmd.Wait()
 	if left := waitGroupGone(pid, groupKillTimeout); len(left) > 0 {
 		j.log.Error("processes of the job survive SIGKILL", "pids", left)
 	}
-	waitErr := cmd.Wait()
 	res.End = time.Now()
 	res.Wall = res.End.Sub(res.Start)
 

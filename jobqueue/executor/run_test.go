@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -533,4 +535,59 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+}
+
+// TestWaitGroupGone: once the leader is reaped, a group whose members were
+// killed is found empty, and so is a group that never had members; a group
+// with a live member is reported with it when the timeout passes.
+func TestWaitGroupGone(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	start := func(script string) *exec.Cmd {
+		cmd := exec.Command("/bin/sh", "-c", script)
+		cmd.Dir = dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	// A leader with a background child, both killed.
+	cmd := start("sleep 100 & echo $! > child; wait")
+	eventually(t, 10*time.Second, "the child's pid", func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, "child"))
+		return err == nil && strings.HasSuffix(string(b), "\n")
+	})
+	child := readPids(t, filepath.Join(dir, "child"))[0]
+	pgid := cmd.Process.Pid
+	if groupGone(pgid) {
+		t.Fatal("a running group is reported gone")
+	}
+	if err := killGroup(pgid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if left := waitGroupGone(pgid, 5*time.Second); len(left) != 0 {
+		t.Errorf("members left after SIGKILL: %v", left)
+	}
+	if processAlive(child) {
+		t.Errorf("child %d alive", child)
+	}
+
+	// A leader alone: gone as soon as it is reaped.
+	cmd = start("exit 0")
+	_ = cmd.Wait()
+	if left := waitGroupGone(cmd.Process.Pid, time.Second); len(left) != 0 {
+		t.Errorf("members of an empty group: %v", left)
+	}
+
+	// A live member outlasts a short timeout and is named.
+	cmd = start("exec sleep 100")
+	defer func() {
+		_ = killGroup(cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	}()
+	if left := waitGroupGone(cmd.Process.Pid, 50*time.Millisecond); len(left) != 1 || left[0] != cmd.Process.Pid {
+		t.Errorf("live group: members %v, want [%d]", left, cmd.Process.Pid)
+	}
 }

@@ -139,18 +139,38 @@ func groupMembers(pgid int) []int {
 	return pids
 }
 
+// groupGone reports whether process group pgid has no member left, not
+// even a zombie: kill(-pgid, 0) fails with ESRCH. It is cheap (one system
+// call), unlike groupMembers.
+func groupGone(pgid int) bool {
+	return pgid > 1 && syscall.Kill(-pgid, 0) == syscall.ESRCH
+}
+
 // waitGroupGone waits until no live process is left in process group pgid
 // (they have been sent SIGKILL, which takes effect when each is next
 // scheduled), up to timeout. It returns the processes still alive then.
+//
+// Call it once the group's leader is reaped: an unreaped leader is a
+// member (a zombie) that kill(-pgid, 0) still finds. The group id cannot
+// be reused while the group has a member, so the check cannot mistake
+// another group for the job's; it only sends signal 0. The common case,
+// an empty group, costs one system call; a group with members left is
+// polled, and zombies that nobody reaps (orphans of an init that does not
+// reap) are told from live processes by reading /proc.
 func waitGroupGone(pgid int, timeout time.Duration) []int {
 	deadline := time.Now().Add(timeout)
-	pause := time.Millisecond
-	for {
-		left := groupMembers(pgid)
-		if len(left) == 0 || time.Now().After(deadline) {
-			return left
+	pause := 100 * time.Microsecond
+	for i := 0; ; i++ {
+		if groupGone(pgid) {
+			return nil
+		}
+		if i >= 3 || time.Now().After(deadline) {
+			left := groupMembers(pgid)
+			if len(left) == 0 || time.Now().After(deadline) {
+				return left
+			}
 		}
 		time.Sleep(pause)
-		pause = min(2*pause, 20*time.Millisecond)
+		pause = min(4*pause, 20*time.Millisecond)
 	}
 }
