@@ -13,6 +13,7 @@ import (
 
 	"github.com/musubi-fabric/musubi/coord"
 	"github.com/musubi-fabric/musubi/node"
+	"github.com/musubi-fabric/musubi/node/vcacl"
 )
 
 // site is one run of a bootstrap command.
@@ -324,9 +325,24 @@ func (s *site) stepSchema() Step {
 			if err != nil {
 				return err
 			}
-			return node.InitSchema(ctx, sess)
+			p, err := s.policy()
+			if err != nil {
+				return err
+			}
+			return p.InitFederation(ctx, sess)
 		},
 	}
+}
+
+// policy is the federation's ACL layout (node/vcacl): directories and
+// records are created with the ACL of their path, so that agents can read
+// hosts/ and accounts/ and nothing else.
+func (s *site) policy() (vcacl.Policy, error) {
+	k, err := vcacl.NewKeys(s.tok.Credential)
+	if err != nil {
+		return vcacl.Policy{}, err
+	}
+	return k.Policy(), nil
 }
 
 func (s *site) siteRecord() node.SiteRecord {
@@ -378,7 +394,11 @@ func (s *site) stepRegister() Step {
 				return err
 			}
 			b, _ := json.Marshal(rec)
-			_, err = sess.Create(ctx, p, b, coord.Persistent, nil)
+			pol, err := s.policy()
+			if err != nil {
+				return err
+			}
+			_, err = vcacl.Wrap(sess, pol).Create(ctx, p, b, coord.Persistent, nil)
 			return err
 		},
 	}

@@ -229,7 +229,11 @@ func (s *site) stepTgt() Step {
 			return s.poll(ctx, "tgtd to answer", func() (bool, error) {
 				if _, ok := proc.Running(p.pid, p.marker); !ok {
 					pid, perr := proc.ReadPIDFile(p.pid)
-					return false, fmt.Errorf("%w: tgtd (pid file: %d, %v) is not running; log %s:\n%s", ErrDaemon, pid, perr, p.log, proc.Tail(p.log, 10))
+					if perr == nil && !proc.Exited(pid) {
+						s.cfg.Logger.Warn("tgtd does not look like itself yet", "process", proc.Describe(pid))
+						return false, nil
+					}
+					return false, fmt.Errorf("%w: tgtd is not running (pid file: %d, %v; %s); log %s:\n%s", ErrDaemon, pid, perr, proc.Describe(pid), p.log, proc.Tail(p.log, 10))
 				}
 				return s.tgtAnswers(ctx), nil
 			})

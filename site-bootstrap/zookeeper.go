@@ -183,6 +183,9 @@ func (s *site) stepZKServing() Step {
 			c := s.zk(nil)
 			return s.poll(ctx, "the ZooKeeper server at "+addr(), func() (bool, error) {
 				if _, ok := proc.Running(c.PIDPath(), c.Marker()); !ok {
+					if pid, err := proc.ReadPIDFile(c.PIDPath()); err == nil && !proc.Exited(pid) {
+						return false, nil
+					}
 					return false, fmt.Errorf("%w: ZooKeeper exited; log %s:\n%s", ErrDaemon, c.LogPath(), proc.Tail(c.LogPath(), 15))
 				}
 				mode, err := zkserver.Mode(ctx, addr())

@@ -258,3 +258,23 @@ func Tail(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Describe says what process pid is, for error messages: its state and
+// command line, or that it is gone.
+func Describe(pid int) string {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return fmt.Sprintf("pid %d: gone", pid)
+	}
+	cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	s := string(stat)
+	if j := strings.LastIndexByte(s, ')'); j > 0 && len(s) > j+2 {
+		s = s[:j+3]
+	}
+	return fmt.Sprintf("pid %d: %s, cmdline %q", pid, s, strings.ReplaceAll(string(cmd), "\x00", " "))
+}
+
+// Exited reports whether process pid is gone or a zombie: it ran and
+// ended. A pid file's process that does not (yet) match its marker but has
+// not exited is not reported.
+func Exited(pid int) bool { return pid <= 0 || !alive(pid) }
