@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh - the one entry point for musubi's benchmarks (run by `make bench`).
 #   scripts/bench.sh all        every benchmark
-#   scripts/bench.sh <name>     one of: coord overlay provision jobs
+#   scripts/bench.sh <name>     one of: coord overlay provision jobs propagation
 # Each benchmark prints human-readable figures and appends JSON lines to
 # $MUSUBI_BENCH_OUT (default bench/out/results.jsonl):
 #   {"bench","figure","value","unit","baseline","baseline_value","ratio","goal"}
@@ -16,8 +16,9 @@ declare -A benches=(
   [overlay]="go test -count=1 -tags bench -run ^TestBenchOverlay$ -v -timeout 30m ./overlay/ovs"
   [jobs]="go test -count=1 -tags bench -run ^TestBenchJobs$ -v -timeout 60m ./test/bench/jobs"
   [provision]="go test -count=1 -tags bench -run ^TestBenchAdmission$ -v ./node/admission && go test -count=1 -tags bench -run ^TestBenchReserve$ -v -timeout 20m ./node/reserve"
+  [propagation]="go test -count=1 -tags bench -run ^TestBenchPropagation$ -v -timeout 20m ./test/bench/propagation"
 )
-order=(coord overlay provision jobs)
+order=(coord overlay provision jobs propagation)
 
 run_one() {
   local name=$1

@@ -157,9 +157,10 @@ func (w fileWriter) replace(path string, content []byte, newMode fs.FileMode) er
 	if err != nil {
 		return fmt.Errorf("nodesync: write %s: %w", path, err)
 	}
+	// The directory is not synced: after a crash the old file may be
+	// back, complete, and the agent renders everything again at start.
 	err = w.rename(tmpName, path)
 	if err == nil {
-		syncDir(dir)
 		return nil
 	}
 	if !errFallback(err) {
@@ -194,18 +195,6 @@ func writeInPlace(path string, content []byte) error {
 		return fmt.Errorf("nodesync: rewrite %s in place: %w", path, err)
 	}
 	return nil
-}
-
-// syncDir makes a rename durable, as far as it can: the rename has
-// happened either way.
-func syncDir(dir string) {
-	if dir == "" {
-		dir = "."
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 }
 
 // ignorePerm drops EPERM from chown when not running as root (tests): the
