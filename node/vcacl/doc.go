@@ -27,7 +27,10 @@
 // other VCs' subtrees, the sites, links, timetable, reservations and VLAN
 // records, and creating or deleting anything outside vc/A/jobs and
 // vc/A/hosts. No identity but the federation's has the admin permission,
-// so nobody else can change an ACL.
+// so nobody else can change an ACL. One thing ZooKeeper grants everyone:
+// Exists (and ExistsW) needs no permission, so an agent can learn whether
+// a path it can name exists, and its stat (versions, times, sizes, number
+// of children), but never its data or its children's names.
 //
 // ZooKeeper ACLs are not inherited: each node carries its own. Peers
 // therefore wrap their store with Wrap, which gives every node created with
