@@ -44,7 +44,7 @@ function showLogin(message) {
 
 onUnauthorized((err) => {
   clearToken();
-  showLogin(`${err.message}. ${err.hint || 'Sign in again with a valid token.'}`);
+  showLogin(`The peer did not accept the token (${err.message}). Sign in with a valid one: a site administrator makes tokens with "musubi peer token".`);
 });
 
 async function signIn(ev) {
@@ -267,10 +267,12 @@ function renderVCs(vcs) {
             h('td', { text: v.owner || '—' }),
             h('td', { text: (v.placement && v.placement.vlan) || '—' }),
             h('td', { class: 'row-actions' }, [
-              h('a', { href: `#jobs/${encodeURIComponent(v.vc)}`, text: 'Jobs', 'aria-label': `jobs of ${v.vc}` }),
-              v.phase === 'cancelled' || v.phase === 'ended'
-                ? null
-                : h('button', { type: 'button', class: 'quiet danger', text: 'Cancel', 'aria-label': `cancel ${v.vc}`, onclick: () => cancelVC(v.vc) }),
+              h('div', {}, [
+                h('a', { href: `#jobs/${encodeURIComponent(v.vc)}`, text: 'Jobs', 'aria-label': `jobs of ${v.vc}` }),
+                v.phase === 'cancelled' || v.phase === 'ended'
+                  ? null
+                  : h('button', { type: 'button', class: 'quiet danger', text: 'Cancel', 'aria-label': `cancel ${v.vc}`, onclick: () => cancelVC(v.vc) }),
+              ]),
             ]),
           ]),
         )
@@ -348,6 +350,16 @@ function drawGantt() {
   renderGantt($('#gantt'), state.vcs, ganttOptions());
 }
 
+/** Widens the timetable's period, if needed, until instant t is in it. */
+function showInRange(t) {
+  const sel = $('#gantt-range');
+  if (!(t > ganttOptions().to)) return;
+  const now = Date.now();
+  const opts = [...sel.options].map((o) => Number(o.value)).sort((a, b) => a - b);
+  sel.value = String(opts.find((r) => now + (7 * r) / 8 >= t) || opts[opts.length - 1]);
+  drawGantt();
+}
+
 function fillNow() {
   const f = $('#reserve-form');
   const start = new Date();
@@ -390,6 +402,7 @@ async function reserve(ev) {
     }, ${windowText(vc.window)} (${vc.phase}).`;
     state.vc = vc.vc;
     f.elements.vc.value = '';
+    showInRange(Date.parse(vc.window.end));
     state.last.clear();
     poll();
   } catch (e) {
@@ -403,7 +416,9 @@ async function reserve(ev) {
 
 function showReserveError(message, e) {
   const box = $('#reserve-error');
-  const parts = [h('p', { class: 'title' }, [h('strong', { text: e && e.status === 409 ? 'Refused. ' : 'Not reserved. ' }), message])];
+  const refused = e && e.status === 409 && e.refusal;
+  const what = refused ? message.replace(/^refused:\s*/i, '') : message;
+  const parts = [h('p', { class: 'title' }, [h('strong', { text: refused ? 'Refused: ' : 'Not reserved: ' }), what])];
   if (e && e.hint) parts.push(h('p', { text: e.hint }));
   const r = e && e.refusal;
   if (r) {

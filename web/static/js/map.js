@@ -46,7 +46,13 @@ export function renderMap(svg, topo) {
     const mx = (a.x + b.x) / 2;
     const my = (a.y + b.y) / 2;
     const label = (l.measured ? '' : '~') + cost + (l.up ? '' : ' · down');
-    labels.append(s('text', { x: mx, y: my, dy: '0.35em', 'text-anchor': 'middle', class: `cost ${state}`, 'data-link': `${l.a}~${l.b}`, text: label }));
+    // A plate under the label so the line does not run through it (the
+    // width is estimated: 7.5 px per character at 13 px bold).
+    const w = label.length * 7.5 + 14;
+    labels.append(
+      s('rect', { class: `cost-bg ${state}`, x: mx - w / 2, y: my - 11, width: w, height: 22, rx: 11 }),
+      s('text', { x: mx, y: my, dy: '0.35em', 'text-anchor': 'middle', class: `cost ${state}`, 'data-link': `${l.a}~${l.b}`, text: label }),
+    );
   }
   const gs = s('g', { class: 'sites' });
   for (const site of sites) {
