@@ -62,12 +62,14 @@ func TestThreeAgentsZooKeeper(t *testing.T) {
 	type agent struct {
 		hosts, root string
 		seen        *watcher
+		st          *zkstore.Store
 	}
 	var agents []agent
 	for i := range 3 {
 		a := agent{hosts: filepath.Join(t.TempDir(), "hosts"), root: newRoot(t), seen: newWatcher()}
 		must(os.WriteFile(a.hosts, []byte("127.0.0.1\tlocalhost\n"), 0o644))
-		s, err := New(Config{Store: open(i, sec.Credentials(), sec.DefaultACL()), VC: "v", HostsFile: a.hosts,
+		a.st = open(i, sec.Credentials(), sec.DefaultACL()).(*zkstore.Store)
+		s, err := New(Config{Store: a.st, VC: "v", HostsFile: a.hosts,
 			Users: &FileDB{Root: a.root}, OnApplied: a.seen.onApplied})
 		must(err)
 		rctx, stop := context.WithCancel(ctx)
@@ -118,4 +120,36 @@ func TestThreeAgentsZooKeeper(t *testing.T) {
 		noLineFor(t, "passwd", readFile(t, filepath.Join(a.root, "etc", "passwd")), "alice")
 		wantLine(t, "passwd", readFile(t, filepath.Join(a.root, "etc", "passwd")), "carol:x:1000:1000:Carol,,,:/home/carol:/bin/bash")
 	}
+
+	// The server agent 1 is attached to dies: its session moves to
+	// another server with its watches, and a change still reaches every
+	// agent (the peer retries its write if its own server was the one).
+	victim := 0
+	for _, m := range ens.Members() {
+		if m.ClientAddr() == agents[1].st.Server() {
+			victim = m.ID
+		}
+	}
+	if victim == 0 {
+		t.Fatalf("agent 1 attached to %q, not a member", agents[1].st.Server())
+	}
+	must(ens.Kill(victim))
+	t.Logf("killed server %d, agent 1's", victim)
+	for {
+		err := PutHost(ctx, peer, coord.HostsDir, HostRecord{Name: "after-loss", IP: netip.MustParseAddr("192.0.2.77")})
+		if err == nil {
+			break
+		}
+		if !coord.Retryable(err) || ctx.Err() != nil {
+			t.Fatalf("write after the server loss: %v", err)
+		}
+		select { // back off while the ensemble elects a leader
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	for i, a := range agents {
+		a.seen.waitFor(t, KindHosts, fmt.Sprintf("agent %d: a host written after the server loss", i), hasHost("after-loss", "192.0.2.77"))
+	}
+	must(ens.Start(victim))
 }
