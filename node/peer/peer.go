@@ -28,6 +28,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/musubi-fabric/musubi/web"
 	"log/slog"
 	"net"
 	"os"
@@ -174,6 +175,7 @@ func New(cfg config.Config, opts Options) (*Peer, error) {
 		return nil, fmt.Errorf("%w: %w", ErrSetup, err)
 	}
 	p.api = srv
+	srv.Mount("/", web.Handler()) // the web UI, served by every peer
 	if cfg.API.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.API.Listen)
 		if err != nil {
