@@ -28,7 +28,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/musubi-fabric/musubi/web"
 	"log/slog"
 	"net"
 	"os"
@@ -42,6 +41,7 @@ import (
 	"github.com/musubi-fabric/musubi/node/api"
 	"github.com/musubi-fabric/musubi/node/config"
 	"github.com/musubi-fabric/musubi/node/metrics"
+	"github.com/musubi-fabric/musubi/web"
 	"golang.org/x/sync/errgroup"
 )
 
