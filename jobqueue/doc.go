@@ -20,7 +20,8 @@
 // ACL-protected subtree:
 //
 //	J/nextid                    next job id; ids are allocated in blocks by
-//	                            a versioned Set, so they increase across all
+//	                            a versioned Set (in the submission's
+//	                            transaction), so they increase across all
 //	                            sites of the VC (gaps allowed)
 //	J/jobs/<id>                 record of an active job (spec, state, holds,
 //	                            predecessors, claim, array cursor, gang)
@@ -38,19 +39,24 @@
 //
 // # Recipe
 //
-// Submission allocates ids, then creates each job's record, name index and
-// queue entry in one transaction per batch (a few hundred jobs). A claim is
-// one transaction, Multi(Delete(entry), Set(record, version) to r,
-// Create(run), Create(claim, ephemeral)); settling it is another,
-// Multi(Delete(record, version), Delete(claim), Delete(run), Delete(name),
-// Create(done)) for a finished job, or a versioned Set that requeues it
-// (exit 99), puts it in Eqw, or gives it back. Deleting the claim fails
-// when the claim vanished, so an executor that lost its session never
-// completes the job; the done record is created once, so no job completes
-// twice. A write whose outcome is unknown (coord.ErrConnectionLost) is
-// resolved with coord.Resolve by reading back what it wrote: the submitted
-// ids, the claim's random token, the claim number recorded as settled, a
-// task record of that claim.
+// Submission creates each job's record, name index and queue entry in one
+// transaction per batch, which also allocates the ids: a versioned Set of
+// the id counter from the value and version the submitter last saw (read
+// again only after another submitter moved it), so that a qsub is one
+// write and no read. A batch too large for one transaction allocates its
+// ids first, by the Set alone. A claim is one transaction,
+// Multi(Delete(entry), Set(record, version) to r, Create(run),
+// Create(claim, ephemeral)); settling it is another, Multi(Delete(record,
+// version), Delete(claim), Delete(run), Delete(name), Create(done)) for a
+// finished job, or a versioned Set that requeues it (exit 99), puts it in
+// Eqw, or gives it back. Deleting the claim fails when the claim vanished,
+// so an executor that lost its session never completes the job; the done
+// record is created once, so no job completes twice. A write whose
+// outcome is unknown (coord.ErrConnectionLost) is resolved with
+// coord.Resolve by reading back what it wrote: the submission's random
+// token in its first job (a submitter that won the same counter version
+// created that id too), the claim's random token, the claim number
+// recorded as settled, a task record of that claim.
 //
 // A run entry without its claim belongs to a dead session: any executor's
 // Run notices (the host registry's children change, since entries are

@@ -137,10 +137,17 @@ func (f *faulty) Delete(ctx context.Context, p string, v int32) error {
 // end on one executor whose claims take 2 array tasks at a time, under
 // rule. It checks that every job and task completed exactly once, and
 // returns how many writes of each kind it made.
-func lifecycle(t *testing.T, rule *faultRule) map[string]int {
+//
+// With split, the submitting queue's transactions are so small that the
+// batch takes two: its ids are allocated first by the counter's Set alone
+// ("alloc"); otherwise the batch is one transaction that allocates its ids.
+func lifecycle(t *testing.T, rule *faultRule, split bool) map[string]int {
 	e := newEnv(t)
 	sub := &faulty{Store: e.session(), rule: rule}
 	qs := e.queue(sub)
+	if split {
+		qs.maxOps = 4
+	}
 	xs := &faulty{Store: e.session(), rule: rule}
 	qx := e.queue(xs)
 	ex, err := qx.NewExecutor(ExecutorConfig{ID: "x", Info: HostInfo{Slots: 4}, MaxChunk: 2})
@@ -234,18 +241,25 @@ func lifecycle(t *testing.T, rule *faultRule) map[string]int {
 // TestConnectionLossAtEveryStep runs the lifecycle once without faults to
 // count its writes, then once for every write of every step of the
 // recipe, failing that write with an unknown outcome, applied and not.
+//
+// The lifecycle's batch is submitted in one transaction that allocates the
+// ids; a second round splits it in two transactions after an "alloc" of
+// the ids and fails each of those writes.
 func TestConnectionLossAtEveryStep(t *testing.T) {
-	seen := lifecycle(t, &faultRule{})
+	seen := lifecycle(t, &faultRule{}, false)
 	var kinds []string
 	for k := range seen {
 		kinds = append(kinds, k)
 	}
 	sort.Strings(kinds)
 	t.Logf("writes per step: %v", seen)
-	for _, want := range []string{"alloc", "submit", "update", "claim", "settle", "task", "chunk", "finish", "register"} {
+	for _, want := range []string{"submit", "update", "claim", "settle", "task", "chunk", "finish", "register"} {
 		if seen[want] == 0 {
 			t.Errorf("lifecycle made no %q write: the test does not cover that step", want)
 		}
+	}
+	if seen["alloc"] != 0 || seen["submit"] != 1 {
+		t.Errorf("the batch took %d submit and %d alloc writes, want 1 and 0", seen["submit"], seen["alloc"])
 	}
 	cases := 0
 	for _, kind := range kinds {
@@ -257,12 +271,140 @@ func TestConnectionLossAtEveryStep(t *testing.T) {
 				name := fmt.Sprintf("%s#%d/applied=%v", kind, nth, applied)
 				cases++
 				t.Run(name, func(t *testing.T) {
-					lifecycle(t, &faultRule{kind: kind, nth: nth, applied: applied})
+					lifecycle(t, &faultRule{kind: kind, nth: nth, applied: applied}, false)
+				})
+			}
+		}
+	}
+	split := lifecycle(t, &faultRule{}, true)
+	if split["alloc"] != 1 || split["submit"] != 2 {
+		t.Errorf("split batch: %d alloc and %d submit writes, want 1 and 2", split["alloc"], split["submit"])
+	}
+	for _, kind := range []string{"alloc", "submit"} {
+		for nth := 1; nth <= split[kind]; nth++ {
+			for _, applied := range []bool{false, true} {
+				name := fmt.Sprintf("split/%s#%d/applied=%v", kind, nth, applied)
+				cases++
+				t.Run(name, func(t *testing.T) {
+					lifecycle(t, &faultRule{kind: kind, nth: nth, applied: applied}, true)
 				})
 			}
 		}
 	}
 	t.Logf("%d fault cases", cases)
+}
+
+// TestSubmitUnknownOutcomeOtherWinner: a submission whose outcome is
+// unknown started from a stale counter; another submitter won that
+// counter version and created the job with the same first id. The
+// resolution must not take that job for its own: the submission is tried
+// again and its job gets the next id.
+func TestSubmitUnknownOutcomeOtherWinner(t *testing.T) {
+	for _, applied := range []bool{false, true} {
+		t.Run(fmt.Sprintf("applied=%v", applied), func(t *testing.T) {
+			e := newEnv(t)
+			rule := &faultRule{kind: "submit", nth: 2, applied: applied}
+			a := e.queue(&faulty{Store: e.session(), rule: rule})
+			b := e.queue(e.session())
+			first, err := a.Submit(e.ctx, spec("a1")) // caches the counter
+			ok(t, err)
+			theirs, err := b.Submit(e.ctx, spec("b1"))
+			ok(t, err)
+			if theirs != first+1 {
+				t.Fatalf("ids %d then %d", first, theirs)
+			}
+			// a's cache is stale: with applied=true the write fails on the
+			// counter's version (nothing applied), and the outcome is
+			// unknown either way.
+			mine, err := a.Submit(e.ctx, spec("a2"))
+			ok(t, err)
+			if !rule.fired {
+				t.Fatal("fault did not fire")
+			}
+			if mine == theirs {
+				t.Fatalf("a's job got %d, the id of b's job", mine)
+			}
+			for id, name := range map[int64]string{first: "a1", theirs: "b1", mine: "a2"} {
+				j, err := e.q.Get(e.ctx, id)
+				ok(t, err)
+				if j.Spec.Name != name {
+					t.Errorf("job %d is %q, want %q", id, j.Spec.Name, name)
+				}
+			}
+			jobs, err := e.q.List(e.ctx, Filter{})
+			ok(t, err)
+			if len(jobs) != 3 {
+				t.Errorf("%d jobs queued, want 3", len(jobs))
+			}
+			if st := a.Stats(); st.UnknownResolved != 1 || st.UnknownApplied != 0 {
+				t.Errorf("stats %+v: want one unknown outcome, resolved as not applied", st)
+			}
+		})
+	}
+}
+
+// TestSubmitConcurrentCounters: submitters on three sessions, each caching
+// the id counter, race; every job is queued exactly once under its own id,
+// and each submitter's ids increase.
+func TestSubmitConcurrentCounters(t *testing.T) {
+	e := newEnv(t)
+	const per = 40
+	type sub struct {
+		name string
+		ids  []int64
+	}
+	subs := make([]*sub, 6)
+	var wg sync.WaitGroup
+	queues := []*Queue{e.queue(e.session()), e.queue(e.session()), e.queue(e.session())}
+	errs := make(chan error, len(subs))
+	for i := range subs {
+		s := &sub{name: fmt.Sprintf("s%d", i)}
+		subs[i] = s
+		q := queues[i%len(queues)] // two goroutines per queue
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range per {
+				var specs []*sge.JobSpec
+				for range 1 + k%3 {
+					specs = append(specs, spec(s.name))
+				}
+				ids, err := q.SubmitBatch(e.ctx, specs)
+				if err != nil {
+					errs <- err
+					return
+				}
+				s.ids = append(s.ids, ids...)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	owner := map[int64]string{}
+	for _, s := range subs {
+		for i, id := range s.ids {
+			if i > 0 && id <= s.ids[i-1] {
+				t.Errorf("%s: id %d after %d", s.name, id, s.ids[i-1])
+			}
+			if o, dup := owner[id]; dup {
+				t.Fatalf("id %d given to %s and %s", id, o, s.name)
+			}
+			owner[id] = s.name
+		}
+	}
+	jobs, err := e.q.List(e.ctx, Filter{})
+	ok(t, err)
+	if len(jobs) != len(owner) {
+		t.Errorf("%d jobs queued, %d ids returned", len(jobs), len(owner))
+	}
+	for _, j := range jobs {
+		if owner[j.ID] != j.Spec.Name {
+			t.Errorf("job %d is %s's, returned to %q", j.ID, j.Spec.Name, owner[j.ID])
+		}
+	}
 }
 
 // TestConnectionLossDuringRecovery: the give-back of a dead executor's job

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/musubi-fabric/musubi/coord"
@@ -61,6 +62,13 @@ type Queue struct {
 	single   []string
 	idNode   string
 	stats    stats
+
+	// subMu serialises submissions (they all write the id counter) and
+	// guards the counter's value and version last seen.
+	subMu   sync.Mutex
+	idKnown bool
+	idNext  int64
+	idVer   int32
 }
 
 // New returns the queue of cfg.VC. Call Init once (any member may; it is
@@ -140,34 +148,59 @@ func (q *Queue) Init(ctx context.Context) error {
 	return nil
 }
 
-// allocIDs reserves n consecutive job ids and returns the first. Ids are
-// unique and increase across the whole queue (every site of the VC uses
-// the same counter); an allocation whose outcome is unknown is abandoned,
-// which leaves a gap.
+// counter returns the id counter's value and version: as this queue last
+// saw them, or read now. Call with subMu held.
+func (q *Queue) counter(ctx context.Context) (int64, int32, error) {
+	if q.idKnown {
+		return q.idNext, q.idVer, nil
+	}
+	var data []byte
+	var stat coord.Stat
+	err := retry(ctx, func() (err error) {
+		data, stat, err = q.st.Get(ctx, q.idNode)
+		return err
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("jobqueue: read id counter: %w", err)
+	}
+	next, err := strconv.ParseInt(string(data), 10, 64)
+	if err != nil || next <= 0 {
+		return 0, 0, fmt.Errorf("%w: id counter %q", ErrCorrupt, data)
+	}
+	q.idKnown, q.idNext, q.idVer = true, next, stat.Version
+	return next, stat.Version, nil
+}
+
+// setCounter records the counter's value and version after a write of it;
+// dropCounter forgets them (a lost race or an unknown outcome). Call with
+// subMu held.
+func (q *Queue) setCounter(next int64, ver int32) { q.idKnown, q.idNext, q.idVer = true, next, ver }
+func (q *Queue) dropCounter()                     { q.idKnown = false }
+
+// allocIDs reserves n consecutive job ids and returns the first, by a
+// versioned Set of the id counter alone. Ids are unique and increase
+// across the whole queue (every site of the VC uses the same counter); an
+// allocation whose outcome is unknown is abandoned, which leaves a gap.
+// Call with subMu held.
 func (q *Queue) allocIDs(ctx context.Context, n int) (int64, error) {
 	for attempt := 0; ; attempt++ {
-		var data []byte
-		var stat coord.Stat
-		err := retry(ctx, func() (err error) {
-			data, stat, err = q.st.Get(ctx, q.idNode)
-			return err
-		})
+		next, ver, err := q.counter(ctx)
 		if err != nil {
-			return 0, fmt.Errorf("jobqueue: read id counter: %w", err)
+			return 0, err
 		}
-		next, err := strconv.ParseInt(string(data), 10, 64)
-		if err != nil || next <= 0 {
-			return 0, fmt.Errorf("%w: id counter %q", ErrCorrupt, data)
-		}
-		_, err = q.st.Set(ctx, q.idNode, []byte(strconv.FormatInt(next+int64(n), 10)), stat.Version)
+		stat, err := q.st.Set(ctx, q.idNode, []byte(strconv.FormatInt(next+int64(n), 10)), ver)
 		switch {
 		case err == nil:
+			q.setCounter(next+int64(n), stat.Version)
 			return next, nil
 		case errors.Is(err, coord.ErrBadVersion), coord.Retryable(err):
 			// Another submitter won, or the outcome is unknown: if it was
 			// applied these ids are simply never used.
-			if err := pause(ctx, attempt/4); err != nil {
-				return 0, err
+			q.dropCounter()
+			if attempt > 0 || !errors.Is(err, coord.ErrBadVersion) {
+				if err := pause(ctx, attempt/4); err != nil {
+					return 0, err
+				}
 			}
 		default:
 			return 0, fmt.Errorf("jobqueue: allocate ids: %w", err)

@@ -48,6 +48,9 @@ type record struct {
 	ErrorTime   time.Time `json:"error_time,omitzero"`
 	// History is the accounting of earlier runs (rescheduled, or lost).
 	History []Accounting `json:"history,omitempty"`
+	// Sub is the token of the submission transaction, in the first job it
+	// created, used to resolve a submission whose outcome is unknown.
+	Sub string `json:"sub,omitempty"`
 	// Op is the token of the last user operation applied (qdel, qhold...),
 	// used to resolve an operation whose outcome is unknown.
 	Op string `json:"op,omitempty"`

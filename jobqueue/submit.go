@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/musubi-fabric/musubi/coord"
 	"github.com/musubi-fabric/musubi/jobqueue/sge"
@@ -23,10 +24,20 @@ func (q *Queue) Submit(ctx context.Context, spec *sge.JobSpec) (int64, error) {
 }
 
 // SubmitBatch queues jobs in as few transactions as their size allows
-// (usually one) and returns their ids, in order. Ids are consecutive
-// within a batch. A -hold_jid reference may name an earlier job of the same
-// batch. If a later transaction of a large batch fails, the ids of the jobs
-// already queued are returned with the error.
+// (usually one) and returns their ids, in order. A -hold_jid reference may
+// name an earlier job of the same batch. If a later transaction of a large
+// batch fails, the ids of the jobs already queued are returned with the
+// error.
+//
+// A batch that fits one transaction allocates its ids in it: the id
+// counter's versioned Set goes with the creates, from the counter's value
+// and version this queue last saw (read again only when another submitter
+// moved it), so a submission is one write and no read. Ids are then
+// consecutive within the batch. A larger batch allocates its ids first,
+// by the versioned Set alone, then writes its transactions.
+//
+// Submissions through one Queue are serialised: they all write the
+// counter, so concurrent ones could not both succeed anyway.
 func (q *Queue) SubmitBatch(ctx context.Context, specs []*sge.JobSpec) ([]int64, error) {
 	if len(specs) == 0 {
 		return nil, nil
@@ -36,15 +47,68 @@ func (q *Queue) SubmitBatch(ctx context.Context, specs []*sge.JobSpec) ([]int64,
 			return nil, fmt.Errorf("job %d of batch: %w", i+1, err)
 		}
 	}
+	q.subMu.Lock()
+	defer q.subMu.Unlock()
+	b := &batch{q: q, specs: specs, now: q.now(), pr: &predResolver{q: q, active: map[int64]bool{}}}
+	next, ver, err := q.counter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.build(ctx, next); err != nil {
+		return nil, err
+	}
+	if len(b.groups) == 1 {
+		return b.commitWithIDs(ctx, next, ver)
+	}
 	first, err := q.allocIDs(ctx, len(specs))
 	if err != nil {
 		return nil, err
 	}
-	now := q.now()
-	pr := &predResolver{q: q, active: map[int64]bool{}}
-	recs := make([]*record, len(specs))
-	for i, s := range specs {
-		r := &record{ID: first + int64(i), Spec: s, State: StateQueued, Submitted: now}
+	if err := b.build(ctx, first); err != nil {
+		return nil, err
+	}
+	var ids []int64
+	for _, g := range b.groups {
+		if err := q.commitSubmit(ctx, g.ops, b.recs[g.first].ID); err != nil {
+			return ids, err
+		}
+		for _, r := range b.recs[g.first:g.end] {
+			ids = append(ids, r.ID)
+		}
+	}
+	return ids, nil
+}
+
+// batch is a submission being prepared: its records, built for a first
+// id, and their creates split into transactions.
+type batch struct {
+	q      *Queue
+	specs  []*sge.JobSpec
+	now    time.Time
+	pr     *predResolver // caches what it read across builds
+	first  int64         // the first id the records were built for
+	recs   []*record
+	groups []opGroup
+}
+
+// opGroup is one transaction's creates: those of recs[first:end].
+type opGroup struct {
+	first, end int
+	ops        []coord.Op
+	size       int
+}
+
+// build makes the records with consecutive ids from first, and groups
+// their creates into transactions (leaving room for the counter's Set).
+func (b *batch) build(ctx context.Context, first int64) error {
+	if b.recs != nil && b.first == first {
+		return nil
+	}
+	q := b.q
+	b.first, b.recs, b.groups = first, make([]*record, len(b.specs)), nil
+	var err error
+	for i, s := range b.specs {
+		r := &record{ID: first + int64(i), Spec: s, State: StateQueued, Submitted: b.now}
 		if s.UserHold {
 			r.Holds = "u"
 			r.State = StateHeld
@@ -54,46 +118,133 @@ func (q *Queue) SubmitBatch(ctx context.Context, specs []*sge.JobSpec) ([]int64,
 			r.Array = &arrayState{}
 		}
 		if refs := holdRefs(s); len(refs) > 0 {
-			if r.Preds, err = pr.resolve(ctx, refs, r.ID, recs[:i]); err != nil {
-				return nil, err
+			if r.Preds, err = b.pr.resolve(ctx, refs, r.ID, b.recs[:i]); err != nil {
+				return err
 			}
 		}
-		recs[i] = r
+		b.recs[i] = r
 	}
-
-	var ids []int64
-	var ops []coord.Op
-	size, groupFirst := 0, 0
-	flush := func(end int) error {
-		if len(ops) == 0 {
-			return nil
-		}
-		if err := q.commitSubmit(ctx, ops, recs[groupFirst].ID); err != nil {
-			return err
-		}
-		for _, r := range recs[groupFirst:end] {
-			ids = append(ids, r.ID)
-		}
-		ops, size, groupFirst = nil, 0, end
-		return nil
-	}
-	for i, r := range recs {
+	// The counter's Set and the token of the first record of each
+	// transaction are counted in.
+	const reserve = 128
+	g := opGroup{size: reserve}
+	for i, r := range b.recs {
 		jops, n, err := q.submitOps(r)
 		if err != nil {
-			return ids, err
+			return err
 		}
-		if len(ops) > 0 && (size+n > q.maxBytes || len(ops)+len(jops) > q.maxOps) {
-			if err := flush(i); err != nil {
-				return ids, err
-			}
+		if len(g.ops) > 0 && (g.size+n > q.maxBytes || len(g.ops)+len(jops)+1 > q.maxOps) {
+			g.end = i
+			b.groups = append(b.groups, g)
+			g = opGroup{first: i, size: reserve}
 		}
+		g.ops = append(g.ops, jops...)
+		g.size += n
+	}
+	g.end = len(b.recs)
+	b.groups = append(b.groups, g)
+	return nil
+}
+
+// commitWithIDs writes a batch that fits one transaction together with
+// the id counter's versioned Set from (next, ver). A lost race for the
+// counter (another submitter moved it) is tried again from the counter's
+// new value. An unknown outcome is resolved by reading the first job's
+// record: the transaction was applied iff it holds this attempt's token
+// (another submitter that won the same counter version would have created
+// that job too, without the token).
+func (b *batch) commitWithIDs(ctx context.Context, next int64, ver int32) ([]int64, error) {
+	q := b.q
+	n := int64(len(b.specs))
+	for attempt := 0; ; attempt++ {
+		if err := b.build(ctx, next); err != nil {
+			return nil, err
+		}
+		if len(b.groups) != 1 {
+			// More digits in the ids made it too big: cannot happen with
+			// the reserve, but the split path is always correct.
+			return nil, fmt.Errorf("%w: batch of %d jobs does not fit one transaction", ErrInvalidSpec, n)
+		}
+		probe := b.recs[0]
+		probe.Sub = token()
+		jops, _, err := q.submitOps(probe)
+		if err != nil {
+			return nil, err
+		}
+		ops := make([]coord.Op, 0, len(b.groups[0].ops)+1)
+		ops = append(ops, &coord.SetOp{Path: q.idNode, Data: []byte(strconv.FormatInt(next+n, 10)), Version: ver})
 		ops = append(ops, jops...)
-		size += n
+		ops = append(ops, b.groups[0].ops[len(jops):]...)
+		res, err := q.st.Multi(ctx, ops...)
+		if err == nil {
+			q.setCounter(next+n, res[0].Stat.Version)
+			return b.ids(), nil
+		}
+		q.dropCounter()
+		switch idx, cause := multiErr(err); {
+		case errors.Is(err, coord.ErrConnectionLost):
+			tok := probe.Sub
+			applied, rerr := q.resolve(ctx, q.l.job(probe.ID), func(ctx context.Context) (bool, error) {
+				return q.submittedBy(ctx, probe.ID, tok)
+			})
+			if rerr != nil {
+				return nil, rerr
+			}
+			q.stats.unknown(applied)
+			if applied {
+				return b.ids(), nil
+			}
+		case errors.Is(err, coord.ErrUnavailable):
+			if perr := pause(ctx, attempt); perr != nil {
+				return nil, perr
+			}
+		case idx == 0 && errors.Is(cause, coord.ErrBadVersion):
+			// Another submitter allocated ids: from the new value, after a
+			// short pause when this keeps happening.
+			if attempt >= 2 {
+				if perr := pause(ctx, attempt/4); perr != nil {
+					return nil, perr
+				}
+			}
+		case idx == 0:
+			return nil, fmt.Errorf("jobqueue: allocate ids: %w", err)
+		default:
+			return nil, fmt.Errorf("jobqueue: submit: %w", err)
+		}
+		if next, ver, err = q.counter(ctx); err != nil {
+			return nil, err
+		}
 	}
-	if err := flush(len(recs)); err != nil {
-		return ids, err
+}
+
+func (b *batch) ids() []int64 {
+	ids := make([]int64, len(b.recs))
+	for i, r := range b.recs {
+		ids[i] = r.ID
 	}
-	return ids, nil
+	return ids
+}
+
+// submittedBy reports whether job id exists, active or finished, and was
+// created by the submission with token tok.
+func (q *Queue) submittedBy(ctx context.Context, id int64, tok string) (bool, error) {
+	for _, p := range []string{q.l.job(id), q.l.done(id)} {
+		// A job moves from jobs/ to done/ in one transaction and never
+		// back, so looking in that order cannot miss it.
+		data, _, err := q.st.Get(ctx, p)
+		if errors.Is(err, coord.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		r, err := decodeRecord(p, data)
+		if err != nil {
+			return false, err
+		}
+		return r.Sub == tok, nil
+	}
+	return false, nil
 }
 
 // submitOps are the creates that queue one job, and their payload size.
@@ -119,7 +270,8 @@ func (q *Queue) submitOps(r *record) ([]coord.Op, int, error) {
 	return ops, n, nil
 }
 
-// commitSubmit applies one submission transaction; an unknown outcome is
+// commitSubmit applies one submission transaction of jobs whose ids were
+// allocated before (so no one else creates them); an unknown outcome is
 // resolved by looking for the first job of the transaction.
 func (q *Queue) commitSubmit(ctx context.Context, ops []coord.Op, probe int64) error {
 	for attempt := 0; ; attempt++ {
