@@ -94,14 +94,18 @@ func confinement(t *testing.T, connect connectFunc, rootProtected bool) {
 	ownReadOnly = append(ownReadOnly, coord.VCPath("a"), coord.VCSpecPath("a"), coord.VCStatusDir("a"),
 		coord.VCNodesDir("a"), coord.VCAccountsDir("a"))
 
-	agentA := func() coord.Store {
-		sec, err := keys.AgentSecret("a")
-		must(err, "agent secret")
-		return connect(t, sec.Credentials(), sec.DefaultACL())
+	// Sessions on other servers see the peer's writes once synced
+	// (ZooKeeper orders each session's view, not all sessions' at once).
+	synced := func(s coord.Store) coord.Store {
+		t.Helper()
+		must(s.Sync(ctx, "/"), "sync")
+		return s
 	}
+	secA, err := keys.AgentSecret("a")
+	must(err, "agent secret")
+	a := synced(connect(t, secA.Credentials(), secA.DefaultACL()))
 	secB, _ := keys.AgentSecret("b")
-	agentB := connect(t, secB.Credentials(), secB.DefaultACL())
-	a := agentA()
+	agentB := synced(connect(t, secB.Credentials(), secB.DefaultACL()))
 
 	// Denied everything: other VC, federation records, and the
 	// directories holding them (listing sites, VCs, reservations...).
@@ -151,7 +155,9 @@ func confinement(t *testing.T, connect connectFunc, rootProtected bool) {
 			must(err, "agent of a: create "+mode.String())
 			// The federation may read and remove what an agent made;
 			// the other VC's agent may not even read it.
+			must(peer.Sync(ctx, made), "peer: sync")
 			wantRead(t, ctx, peer, made, "peer")
+			must(agentB.Sync(ctx, made), "agent of b: sync")
 			wantNoRead(t, ctx, agentB, made, "agent of b")
 			wantNoWrite(t, ctx, agentB, made, "agent of b")
 			if mode.IsEphemeral() {
@@ -187,6 +193,7 @@ func confinement(t *testing.T, connect connectFunc, rootProtected bool) {
 	if j.State != jobqueue.StateDone {
 		t.Errorf("job %d seen by the peer: state %v, want done", id, j.State)
 	}
+	must(agentB.Sync(ctx, coord.VCJobsDir("a")), "agent of b: sync")
 	qb, err := jobqueue.New(jobqueue.Config{Store: agentB, VC: "a"})
 	must(err, "queue of b on a")
 	if _, err := qb.List(ctx, jobqueue.Filter{}); !errors.Is(err, coord.ErrNoAuth) {
@@ -197,14 +204,14 @@ func confinement(t *testing.T, connect connectFunc, rootProtected bool) {
 	}
 
 	// The agents credential alone reads hosts/ and accounts/, no VC.
-	onlyAgents := connect(t, []coord.Credential{keys.Agents()}, nil)
+	onlyAgents := synced(connect(t, []coord.Credential{keys.Agents()}, nil))
 	wantRead(t, ctx, onlyAgents, readable[0], "agents credential alone")
 	wantNoRead(t, ctx, onlyAgents, coord.VCNodePath("a", "n1"), "agents credential alone")
 	wantNoChildChange(t, ctx, onlyAgents, coord.VCJobsDir("a"), "agents credential alone")
 	// A VC credential with a wrong password is nobody.
 	forged, _ := keys.VC("a")
 	forged.Password += "x"
-	f := connect(t, []coord.Credential{forged, keys.Agents()}, nil)
+	f := synced(connect(t, []coord.Credential{forged, keys.Agents()}, nil))
 	wantNoRead(t, ctx, f, coord.VCSpecPath("a"), "forged credential of a")
 	wantNoChildChange(t, ctx, f, coord.VCJobsDir("a"), "forged credential of a")
 }
