@@ -13,6 +13,7 @@ import (
 	"github.com/musubi-fabric/musubi/node"
 	"github.com/musubi-fabric/musubi/node/admission"
 	"github.com/musubi-fabric/musubi/node/reserve"
+	"github.com/musubi-fabric/musubi/node/vcacl"
 )
 
 // runCoordination opens the session, creates the schema, registers the
@@ -33,6 +34,16 @@ func (p *Peer) runCoordination(ctx context.Context) error {
 		return err
 	}); err != nil {
 		return nil // ctx ended
+	}
+	if len(p.creds) > 0 {
+		// Nodes created without an explicit ACL get the ACL of their path
+		// (node/vcacl): federation records for peers only, hosts/ and
+		// accounts/ readable by agents, each VC's subtree for its agents.
+		keys, err := vcacl.NewKeys(p.creds[0])
+		if err != nil {
+			return fmt.Errorf("peer: federation credential: %w", err)
+		}
+		raw = vcacl.Wrap(raw, keys.Policy())
 	}
 	st := p.metrics.InstrumentStore(raw)
 	// Session events, in order, to this loop; the callback never blocks.
