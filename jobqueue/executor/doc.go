@@ -30,6 +30,11 @@
 //   - kills the whole process group with SIGKILL when the context is
 //     cancelled (qdel, failed 100), and after the job's main process exits,
 //     so that nothing of the job outlives it;
+//   - ties the job's main process to the runner's process (parent-death
+//     signal SIGKILL), so that a killed runner's job does not run on beside
+//     its rerun, and records the job's process group in its spool
+//     directory, so that KillLeftovers (run when the next runner starts)
+//     kills what the job started;
 //   - reports accounting from the job's rusage: wall clock, user and system
 //     CPU, maximum RSS, exit status or signal, and Grid Engine's "failed"
 //     code.

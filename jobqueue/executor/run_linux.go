@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -390,9 +391,18 @@ func (j *job) run(ctx context.Context, res Result) (Result, error) {
 		SysProcAttr: &syscall.SysProcAttr{
 			Setpgid:    true,
 			Credential: j.cred,
+			// The job dies with the runner's process (a SIGKILLed agent):
+			// its claim is recovered and the job rerun elsewhere, which
+			// must not run alongside this one. The kernel sends it when
+			// the forking thread exits, so the job is started and waited
+			// for on a thread locked for the purpose (startJob). What the
+			// job started itself is killed by the next agent on this
+			// node (KillLeftovers), from the group recorded in the spool.
+			Pdeathsig: syscall.SIGKILL,
 		},
 	}
-	if err := cmd.Start(); err != nil {
+	exited := make(chan error, 1)
+	if err := startJob(cmd, exited); err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.ENOEXEC) {
 			err = &StartError{Failed: FailedNoShell, kind: ErrNoShell, err: err,
 				Reason: fmt.Sprintf("execvp(%s) failed: %s", prog, strerror(err))}
@@ -404,10 +414,10 @@ func (j *job) run(ctx context.Context, res Result) (Result, error) {
 	pid := cmd.Process.Pid
 	res.Start = time.Now()
 	res.PID = pid
+	if err := recordGroup(j.dir, pid, j.tmpDir); err != nil {
+		j.log.Warn("recording the job's process group in the spool", "err", err)
+	}
 	j.log.Info("job started", "pid", pid, "user", req.User, "argv", argv, "stdout", j.stdoutPath, "stderr", j.stderrPath)
-
-	exited := make(chan error, 1)
-	go func() { exited <- waitExit(pid) }()
 
 	var hrt, srt <-chan time.Time
 	if req.Limits.HRT > 0 {
@@ -490,6 +500,29 @@ func (j *job) run(ctx context.Context, res Result) (Result, error) {
 	j.log.Info("job ended", "pid", pid, "exit_status", res.ExitStatus, "signal", res.Signal,
 		"failed", res.Failed, "wall", res.Wall, "utime", res.UserCPU, "stime", res.SysCPU, "maxrss", res.MaxRSS)
 	return res, nil
+}
+
+// startJob starts cmd and sends the end of its main process (waitExit) to
+// exited. Both happen on one goroutine locked to its OS thread, which
+// therefore lives as long as the job: the job's parent-death signal
+// (Pdeathsig) is tied to the thread that forked it, and an unlocked thread
+// may be ended by the Go runtime at any time (when a goroutine that locked
+// it exits), which would kill the job. The thread is unlocked once the
+// job's main process has exited (it is not reaped yet: no signal can reach
+// it any more). Run waits on exited, so the goroutine is joined.
+func startJob(cmd *exec.Cmd, exited chan<- error) error {
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- waitExit(cmd.Process.Pid)
+	}()
+	return <-started
 }
 
 func (j *job) kill(pgid int, sig syscall.Signal) {

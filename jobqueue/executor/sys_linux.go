@@ -103,9 +103,42 @@ func killGroup(pgid int, sig syscall.Signal) error {
 	return nil
 }
 
-// groupMembers lists the processes of process group pgid that are not
-// zombies, from /proc.
-func groupMembers(pgid int) []int {
+// procStat is what /proc/<pid>/stat tells of a process.
+type procStat struct {
+	state byte   // R, S, D, Z...
+	pgrp  int    // process group id
+	start uint64 // start time, in clock ticks after boot
+}
+
+func (p procStat) zombie() bool { return p.state == 'Z' || p.state == 'X' }
+
+// readProcStat reads /proc/<pid>/stat; false if the process is gone.
+func readProcStat(pid string) (procStat, bool) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return procStat{}, false
+	}
+	// "pid (comm) state ppid pgrp ... starttime(22) ...": comm may contain
+	// anything.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return procStat{}, false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 || len(f[0]) != 1 {
+		return procStat{}, false
+	}
+	pgrp, err1 := strconv.Atoi(f[2])
+	start, err2 := strconv.ParseUint(f[19], 10, 64)
+	if err1 != nil || err2 != nil {
+		return procStat{}, false
+	}
+	return procStat{state: f[0][0], pgrp: pgrp, start: start}, true
+}
+
+// procPIDs lists the processes of the host, from /proc.
+func procPIDs() []int {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -116,24 +149,21 @@ func groupMembers(pgid int) []int {
 		if name == "" || name[0] < '0' || name[0] > '9' {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + name + "/stat")
-		if err != nil {
-			continue // gone meanwhile
+		if pid, err := strconv.Atoi(name); err == nil {
+			pids = append(pids, pid)
 		}
-		// "pid (comm) state ppid pgrp ...": comm may contain anything.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
-			continue
-		}
-		if g, err := strconv.Atoi(f[2]); err == nil && g == pgid {
-			if pid, err := strconv.Atoi(name); err == nil {
-				pids = append(pids, pid)
-			}
+	}
+	return pids
+}
+
+// groupMembers lists the processes of process group pgid that are not
+// zombies, from /proc.
+func groupMembers(pgid int) []int {
+	var pids []int
+	for _, pid := range procPIDs() {
+		st, ok := readProcStat(strconv.Itoa(pid))
+		if ok && !st.zombie() && st.pgrp == pgid {
+			pids = append(pids, pid)
 		}
 	}
 	return pids

@@ -215,6 +215,15 @@ func Serve(ctx context.Context, st coord.Store, cfg Config) (err error) {
 		return err
 	}
 	defer l.Close()
+	// No other agent serves this node (the socket was free): whatever the
+	// jobs of an earlier agent that was killed left running is killed
+	// before anything runs again (their claims vanished with that agent's
+	// session, so they run again, here or elsewhere).
+	if n, err := executor.KillLeftovers(cfg.Spool, log.With("subsystem", "runner")); err != nil {
+		log.Warn("cleaning up after an earlier agent", "spool", cfg.Spool, "err", err)
+	} else if n > 0 {
+		log.Warn("killed processes left by the jobs of an earlier agent", "processes", n)
+	}
 	sub := newSubmitter(q)
 	srv, err := agentapi.NewServer(agentapi.ServerConfig{
 		Backend: &backend{q: q, now: time.Now, sub: sub}, Logger: log.With("subsystem", "api"),

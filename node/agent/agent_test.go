@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -97,7 +98,7 @@ func startAgent(t *testing.T, slots int) *testAgent {
 	return startAgentOn(t, srv, "n1", slots)
 }
 
-func startAgentOn(t *testing.T, srv *memstore.Server, node string, slots int) *testAgent {
+func startAgentOn(t *testing.T, srv *memstore.Server, node string, slots int, opts ...func(*Config)) *testAgent {
 	t.Helper()
 	st := srv.Connect()
 	t.Cleanup(func() { _ = st.Close() })
@@ -110,6 +111,9 @@ func startAgentOn(t *testing.T, srv *memstore.Server, node string, slots int) *t
 		SessionTimeout: 10 * time.Second, HostUpdate: time.Hour, Runner: a.runner,
 		Logger:  slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		OnReady: func() { close(ready) },
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
@@ -595,4 +599,27 @@ func TestOnlyRootSetsOperatorAndSystemHolds(t *testing.T) {
 	if err != nil || j.Holds != "ou" {
 		t.Fatalf("holds = %q, %v; want ou", j.Holds, err)
 	}
+}
+
+// TestStartCleansSpool: an agent starting on a spool directory that a
+// killed agent left jobs' directories in removes them (killing what those
+// jobs left running: see executor.KillLeftovers) before it runs anything,
+// and leaves other files alone.
+func TestStartCleansSpool(t *testing.T) {
+	spool := filepath.Join(t.TempDir(), "spool")
+	left := filepath.Join(spool, "17.1.12345")
+	other := filepath.Join(spool, "notes")
+	for _, d := range []string{filepath.Join(left, "17.1.all.q"), other} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := startAgentOn(t, memstore.New(), "n1", 1, func(c *Config) { c.Spool = spool })
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("a dead agent's job directory stays: %v", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another file of the spool went: %v", err)
+	}
+	a.stop(t)
 }

@@ -15,4 +15,10 @@
 // session timeout.
 // It then removes its host registration, closes the API socket and its
 // coordination session, and returns once every goroutine has ended.
+//
+// An agent killed outright (SIGKILL, OOM) takes its jobs' main processes
+// with it (their parent-death signal); the next agent started on the node
+// kills what those jobs left running, from the process groups recorded in
+// the spool directory, before it runs anything (executor.KillLeftovers).
+// The jobs themselves run again once the dead agent's session expires.
 package agent
