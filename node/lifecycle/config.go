@@ -113,6 +113,10 @@ type Config struct {
 	// Ports, when set, is this site's VC port driver: teardown removes
 	// any port of the VC the backends left.
 	Ports provision.PortDriver
+	// PortGuard, when set, is the guarded port driver the backends were
+	// given (NewPortGuard over Ports): the reconciler tells it which node
+	// records are published.
+	PortGuard *PortGuard
 	// Images resolves the VCs' application images.
 	Images ImageFunc
 	// Agent is the agent command of a netns node (its Env is merged with

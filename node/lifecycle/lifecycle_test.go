@@ -346,18 +346,43 @@ func TestRecordBeforePort(t *testing.T) {
 	host.AddNetns("sw")
 	mem := vmtest.NewMemPorts()
 	checked := &orderPorts{MemPorts: mem, st: e.admin, t: t}
-	b, err := netns.New(netns.Config{StateDir: t.TempDir(), Runner: host, Ports: checked, SwitchNetns: "sw", StopGrace: 10 * time.Millisecond})
+	guard := lifecycle.NewPortGuard(checked)
+	b, err := netns.New(netns.Config{StateDir: t.TempDir(), Runner: host, Ports: guard, SwitchNetns: "sw", StopGrace: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.backend = b
 	s.ports = mem
+	s.wrap = func(cfg lifecycle.Config) lifecycle.Config {
+		cfg.PortGuard = guard
+		return cfg
+	}
 	rec := e.reserve("vc1", 2, time.Second, time.Hour)
 	e.start("s1")
 	e.clock.Set(t0.Add(time.Second))
 	e.waitState("vc1", "s1", lifecycle.StateReady)
 	if n := len(mem.Names()); n != len(rec.Placement.Nodes) {
 		t.Errorf("%d ports, want %d", n, len(rec.Placement.Nodes))
+	}
+	// A node whose agent died is rebuilt at the next resync: the backend
+	// clears it first, but its port stays while its record exists.
+	nodes, err := b.List(context.Background())
+	if err != nil || len(nodes) != 2 {
+		t.Fatalf("nodes %v, %v", nodes, err)
+	}
+	host.Kill(nodes[0].PID)
+	e.clock.Advance(time.Minute)
+	eventually(t, 5*time.Second, "node rebuilt", func() (bool, string) {
+		ns, _ := b.List(context.Background())
+		for _, n := range ns {
+			if n.Name == nodes[0].Name && n.Healthy() && n.PID != nodes[0].PID {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(ns)
+	})
+	if n := len(mem.Names()); n != len(rec.Placement.Nodes) {
+		t.Errorf("%d ports after the rebuild, want %d", n, len(rec.Placement.Nodes))
 	}
 	e.clock.Set(t0.Add(time.Hour))
 	e.waitPurged("vc1")

@@ -78,7 +78,7 @@ func (s Secrets) Save(vc, node, secret string) error {
 		return fmt.Errorf("lifecycle: secrets: %w", err)
 	}
 	tmp := f.Name()
-	_, werr := f.WriteString(secret + "\n")
+	_, werr := f.WriteString(secret) // no newline: the file is a QEMU secret object as is
 	serr := f.Sync()
 	cerr := f.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {

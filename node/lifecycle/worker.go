@@ -262,6 +262,9 @@ func (r *Reconciler) buildNode(ctx context.Context, n NodePlan, img Image) error
 	if err := writeNode(ctx, r.cfg.Store, rec); err != nil {
 		return err
 	}
+	if g := r.cfg.PortGuard; g != nil {
+		g.publish(port)
+	}
 	spec := vm.NodeSpec{VC: n.VC, Node: n.Node, VLAN: n.VLAN, MAC: n.MAC, Addr: n.Addr, MTU: n.MTU,
 		MemoryMiB: int(n.MemoryMiB), VCPUs: int(n.VCPUs)}
 	if opensDisks(backend) {
@@ -423,6 +426,12 @@ func (r *Reconciler) removeNode(ctx context.Context, vc, node string, n *NodePla
 		}
 		for _, x := range h.volumes {
 			stores[x] = true
+		}
+	}
+	if g := r.cfg.PortGuard; g != nil {
+		// The record is gone: the node's port may go too.
+		for _, b := range r.cfg.Backends {
+			g.withdraw(portName(b, name))
 		}
 	}
 	var errs []error
