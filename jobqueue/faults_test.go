@@ -2,6 +2,7 @@ package jobqueue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sort"
@@ -643,6 +644,52 @@ func TestCompleteRetriedAfterAppliedError(t *testing.T) {
 			ok(t, err)
 			if len(acct) != len(leases) {
 				t.Fatalf("%d accounting records for %d runs", len(acct), len(leases))
+			}
+		})
+	}
+}
+
+// TestLostChunkRerunFirst: an array chunk's executor dies (unnoticed by
+// it) after its task ran; the task is given back, rerun and completed by
+// another executor; the dead one then settles its chunk: that is a lost
+// lease (ErrLeaseLost), not an error, and the task completed once, by the
+// rerun.
+func TestLostChunkRerunFirst(t *testing.T) {
+	for _, chunk := range []int{1, 2} {
+		t.Run(fmt.Sprintf("chunk=%d", chunk), func(t *testing.T) {
+			e := newEnv(t)
+			a := e.nodeCfg(ExecutorConfig{ID: "a", Info: HostInfo{Slots: 2}, MaxChunk: chunk})
+			s := spec("arr")
+			s.Array = &sge.TaskRange{First: 1, Last: chunk, Step: 1}
+			id := e.submit(s)
+			var leases []*Lease
+			for range chunk {
+				leases = append(leases, a.claim(t, 2))
+			}
+			a.stop()
+			a.st.Expire()
+			ok(t, e.q.Recover(e.ctx))
+			b := e.node("b", 2)
+			for range chunk {
+				l := b.claim(t, 2)
+				ok(t, l.Complete(e.ctx, Result{}))
+			}
+			for _, l := range leases {
+				if err := l.Complete(e.ctx, Result{}); !errors.Is(err, ErrLeaseLost) {
+					t.Errorf("dead executor's task %d settled: %v, want ErrLeaseLost", l.Task(), err)
+				}
+			}
+			acct, err := e.q.Accounting(e.ctx, id)
+			ok(t, err)
+			for _, a := range acct {
+				if a.State == StateDone && a.Executor != "b" {
+					t.Errorf("task %d completed by %s", a.Task, a.Executor)
+				}
+			}
+			j, err := e.q.Wait(e.ctx, id)
+			ok(t, err)
+			if j.State != StateDone || j.DoneTasks != chunk {
+				t.Errorf("array %s, %d tasks done", j.State, j.DoneTasks)
 			}
 		})
 	}

@@ -594,8 +594,8 @@ func (c *chunk) taskDoneByUs(ctx context.Context, task int) (bool, error) {
 }
 
 // settleChunk settles the last open task of an array chunk together with
-// the chunk. Usually all its tasks completed: Multi([Create(task record)],
-// Delete(claim), Delete(run)), without touching the job record, which the
+// the chunk. Usually all its tasks completed: Multi(Delete(claim),
+// Delete(run), [Create(task record)]), without touching the job record, which the
 // consumers claiming other tasks are writing. Tasks given back or put in
 // error are counted into the record: then the Multi also holds Set(record,
 // version) - or the finishing transaction when that ended the job. Then,
@@ -618,11 +618,14 @@ func (c *chunk) settleChunk(ctx context.Context, l *Lease, r *Result) error {
 	touch := len(c.requeue) > 0 || len(c.errTasks) > 0
 	applied := false
 	for attempt := 0; ; attempt++ {
-		var ops []coord.Op
+		// The claim's delete comes first: a Multi reports its first failing
+		// op, and a claim that vanished (the lease is lost and its tasks
+		// given back) must be told from a task record another claim wrote
+		// when it reran the task.
+		ops := c.claimOps()
 		if completes {
 			ops = append(ops, &coord.CreateOp{Path: q.l.task(id, l.task), Data: taskData})
 		}
-		ops = append(ops, c.claimOps()...)
 		if touch {
 			rec, ver, err := q.getRecord(ctx, id)
 			if errors.Is(err, coord.ErrNotFound) {
