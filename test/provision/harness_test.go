@@ -39,6 +39,7 @@ import (
 	"github.com/musubi-fabric/musubi/node/provision/vlan"
 	"github.com/musubi-fabric/musubi/node/provision/vm"
 	"github.com/musubi-fabric/musubi/node/provision/vm/netns"
+	"github.com/musubi-fabric/musubi/node/provision/vm/qemu"
 	"github.com/musubi-fabric/musubi/node/reserve"
 	"github.com/musubi-fabric/musubi/overlay"
 	"github.com/musubi-fabric/musubi/overlay/ovs"
@@ -106,6 +107,9 @@ type federation struct {
 	agent string
 	sites []*site
 	log   *slog.Logger
+	// images is the node image store (QEMU); img the built image.
+	images image.Store
+	img    image.Image
 }
 
 // site is one site's peer, minus its API: overlay, drivers, reconciler.
@@ -120,9 +124,12 @@ type site struct {
 	ports *vlan.Driver
 	guard *lifecycle.PortGuard
 	nodes *netns.Backend
+	qemu  *qemu.Backend // nil until the federation enables QEMU
 	att   *lifecycle.NBDAttacher
 	host  string
 	stor  string
+	// kinds is the backend of each compute host ("netns" or "qemu").
+	kinds map[string]string
 
 	overlayStop func()
 
@@ -145,7 +152,7 @@ func newFederation(t *testing.T, n int) *federation {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(&testLog{t: t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	fed := &federation{t: t, f: f, zk: zk, log: logger}
+	fed := &federation{t: t, f: f, zk: zk, log: logger, images: image.Store{Dir: filepath.Join(f.Dir(), "images")}}
 	fed.admin = fed.open(ctx, "admin")
 	if err := node.InitSchema(ctx, fed.admin); err != nil {
 		t.Fatal(err)
@@ -190,6 +197,7 @@ func (fed *federation) addSite(ctx context.Context, s *ovstest.Site) *site {
 	t.Helper()
 	st := &site{fed: fed, name: s.Name, s: s, store: fed.open(ctx, s.Name), dir: filepath.Join(fed.f.Dir(), "p"+strconv.Itoa(s.Index)),
 		host: s.Name + "-h1", stor: s.Name + "-st1"}
+	st.kinds = map[string]string{st.host: netns.Kind}
 	if err := os.MkdirAll(st.dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -292,10 +300,10 @@ func (st *site) startOverlay(ctx context.Context) {
 func (st *site) config() lifecycle.Config {
 	return lifecycle.Config{
 		Site: st.name, Store: st.store,
-		Backends: map[string]vm.Backend{st.host: st.nodes},
+		Backends: st.backends(),
 		Volumes:  map[string]provision.VolumeDriver{st.stor: st.vols},
 		Attacher: st.att, Ports: st.ports, PortGuard: st.guard,
-		Images: lifecycle.ImagesFromStore(image.Store{Dir: filepath.Join(st.dir, "images")}),
+		Images: lifecycle.ImagesFromStore(st.fed.images),
 		Agent: func(n lifecycle.NodePlan) vm.Agent {
 			st.mu.Lock()
 			defer st.mu.Unlock()
@@ -308,6 +316,69 @@ func (st *site) config() lifecycle.Config {
 		StateDir: filepath.Join(st.dir, "lifecycle"), Parallel: 8,
 		RetryMin: 500 * time.Millisecond, RetryMax: 4 * time.Second,
 		Logger: st.fed.log.With("site", st.name, "subsystem", "lifecycle"),
+	}
+}
+
+// backends maps the site's compute hosts to their backends.
+func (st *site) backends() map[string]vm.Backend {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	m := map[string]vm.Backend{}
+	for h, k := range st.kinds {
+		if k == qemu.Kind {
+			m[h] = st.qemu
+		} else {
+			m[h] = st.nodes
+		}
+	}
+	return m
+}
+
+// setKind makes host a compute host of the site with backend kind,
+// registering it in the timetable (for the reconcilers started next).
+func (st *site) setKind(ctx context.Context, host, kind string) {
+	t := st.fed.t
+	if kind == qemu.Kind && st.qemu == nil {
+		t.Fatal("QEMU is not enabled")
+	}
+	st.mu.Lock()
+	st.kinds[host] = kind
+	st.mu.Unlock()
+	if err := st.fed.res.RegisterHost(ctx, admission.Host{Name: host, Site: st.name, MemoryMiB: 16384, VCPUs: 64}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// enableQEMU builds the node image and gives every site a QEMU backend.
+func (fed *federation) enableQEMU(ctx context.Context) {
+	t := fed.t
+	t.Helper()
+	needQEMU(t)
+	t0 := time.Now()
+	img, err := fed.images.Build(ctx, image.Config{Agent: image.DefaultBusybox})
+	if err != nil {
+		t.Fatalf("build the node image: %v", err)
+	}
+	fed.img = img
+	t.Logf("node image %s built in %v", img.ID[:12], time.Since(t0).Round(time.Millisecond))
+	for _, st := range fed.sites {
+		if st.qemu, err = qemu.New(qemu.Config{StateDir: filepath.Join(st.dir, "q"), Ports: st.guard, SwitchNetns: st.s.NS,
+			Accel: qemu.AccelTCG, StopGrace: 3 * time.Second, Logger: fed.log.With("site", st.name)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// needQEMU skips unless QEMU and the image builder's inputs are here.
+func needQEMU(t *testing.T) {
+	t.Helper()
+	for _, p := range []string{"qemu-system-x86_64", "mke2fs", "debugfs", "dpkg-query"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("skipping: %s not installed (apt-get install qemu-system-x86 e2fsprogs)", p)
+		}
+	}
+	if err := image.StaticELF(image.DefaultBusybox); err != nil {
+		t.Skipf("skipping: %v (apt-get install busybox-static)", err)
 	}
 }
 
@@ -354,19 +425,33 @@ func (st *site) stop() {
 	}
 }
 
-// reserve admits a VC of n nodes spread over every site, its window
-// starting after lead and lasting d.
+// reserve admits a VC of n netns nodes spread over every site, its
+// window starting after lead and lasting d.
 func (fed *federation) reserve(vc string, n int, lead, d time.Duration) reserve.Record {
 	fed.t.Helper()
-	var each []string
+	return fed.reserveReq(admission.Request{VC: vc, Nodes: n, MemoryMiB: 64, VCPUs: 1, DiskBytes: 64 << 20, Image: fed.image}, lead, d)
+}
+
+// reserveQEMU admits a VC of n nodes booting the node image, 128 MiB
+// each, their root disk as large as the image's.
+func (fed *federation) reserveQEMU(vc string, n int, lead, d time.Duration) reserve.Record {
+	fed.t.Helper()
+	fi, err := os.Stat(fed.img.RootDisk)
+	if err != nil {
+		fed.t.Fatal(err)
+	}
+	return fed.reserveReq(admission.Request{VC: vc, Nodes: n, MemoryMiB: 128, VCPUs: 1, DiskBytes: fi.Size(), Image: fed.img.ID}, lead, d)
+}
+
+func (fed *federation) reserveReq(req admission.Request, lead, d time.Duration) reserve.Record {
+	fed.t.Helper()
 	for _, s := range fed.sites {
-		each = append(each, s.name)
+		req.EachSite = append(req.EachSite, s.name)
 	}
 	start := time.Now().Add(lead)
-	rec, err := fed.res.Reserve(context.Background(), admission.Request{
-		VC: vc, Nodes: n, MemoryMiB: 64, VCPUs: 1, DiskBytes: 64 << 20, Image: fed.image,
-		Window: admission.Window{Start: start, End: start.Add(d)}, EachSite: each, Policy: admission.Spread,
-	})
+	req.Window = admission.Window{Start: start, End: start.Add(d)}
+	req.Policy = admission.Spread
+	rec, err := fed.res.Reserve(context.Background(), req)
 	if err != nil {
 		fed.t.Fatal(err)
 	}
@@ -473,7 +558,7 @@ func (fed *federation) snapshot() []string {
 		// by name, and every port marked as a VC's.
 		if o, err := st.s.Vsctl(ctx, "list-ports", "br-int"); err == nil {
 			for _, p := range strings.Fields(o) {
-				if strings.HasPrefix(p, netns.PortPrefix) || strings.HasPrefix(p, "mq") {
+				if strings.HasPrefix(p, netns.PortPrefix) || strings.HasPrefix(p, qemu.TapPrefix) {
 					out = append(out, st.name+" port "+p)
 				}
 			}
@@ -489,7 +574,7 @@ func (fed *federation) snapshot() []string {
 		}
 		if o, err := exec.Command("ip", "-n", st.s.NS, "-o", "link", "show").Output(); err == nil {
 			for _, line := range strings.Split(string(o), "\n") {
-				if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], netns.PortPrefix) {
+				if f := strings.Fields(line); len(f) > 1 && (strings.HasPrefix(f[1], netns.PortPrefix) || strings.HasPrefix(f[1], qemu.TapPrefix)) {
 					out = append(out, st.name+" link "+strings.TrimSuffix(f[1], ":"))
 				}
 			}
@@ -528,7 +613,7 @@ func (fed *federation) procs() []string {
 			continue
 		}
 		show := strings.ReplaceAll(string(cmd[:min(len(cmd), 60)]), "\x00", " ")
-		if bytes.Contains(cmd, []byte(fed.f.Dir())) && bytes.Contains(cmd, []byte("qemu-storage-daemon")) {
+		if bytes.Contains(cmd, []byte(fed.f.Dir())) && (bytes.Contains(cmd, []byte("qemu-storage-daemon")) || bytes.Contains(cmd, []byte("qemu-system"))) {
 			out = append(out, "process "+e.Name()+" "+show)
 			continue
 		}
@@ -564,6 +649,7 @@ func (fed *federation) pingAll(rec reserve.Record) {
 		site *site
 		name string
 		ip   netip.Addr
+		kind string
 	}
 	var nodes []nd
 	for _, n := range rec.Placement.Nodes {
@@ -571,15 +657,20 @@ func (fed *federation) pingAll(rec reserve.Record) {
 		if err != nil || !found {
 			t.Fatalf("node record %s: %v %v", n.Name, found, err)
 		}
-		nodes = append(nodes, nd{fed.siteOf(n.Site), n.Name, nr.IP})
+		nodes = append(nodes, nd{fed.siteOf(n.Site), n.Name, nr.IP, nr.Backend})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	pings := 0
 	for _, a := range nodes {
+		if a.kind != netns.Kind {
+			continue // only netns nodes run commands for the test
+		}
 		for _, b := range nodes {
 			if a.name == b.name {
 				continue
 			}
+			pings++
 			ns := a.site.nodeNS(rec.VC, a.name)
 			for {
 				out, err := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "ping", "-n", "-q", "-c", "1", "-W", "1", b.ip.String()).CombinedOutput()
@@ -592,6 +683,10 @@ func (fed *federation) pingAll(rec reserve.Record) {
 			}
 		}
 	}
+	if pings == 0 {
+		t.Fatal("no node to ping from")
+	}
+	t.Logf("%d pings between the nodes of %s answered", pings, rec.VC)
 }
 
 // checkNodes verifies every node of rec: its agent wrote and read back a
@@ -605,6 +700,10 @@ func (fed *federation) checkNodes(rec reserve.Record) {
 	checked := map[string]bool{}
 	for _, n := range rec.Placement.Nodes {
 		st := fed.siteOf(n.Site)
+		if st.kindOf(n.Host) == qemu.Kind {
+			fed.checkGuest(rec, n.Name, st)
+			continue
+		}
 		log := st.agentLog(rec.VC, n.Name)
 		i := strings.Index(log, "disk ok: marker ")
 		if i < 0 || !strings.Contains(log, "MUSUBI-NODE-UP "+rec.VC+"/"+n.Name) {
@@ -716,3 +815,59 @@ func allRunning(nodes []vm.NodeState) bool {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// kindOf is the backend kind of a compute host.
+func (st *site) kindOf(host string) string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.kinds[host]
+}
+
+// checkGuest verifies a QEMU node: it booted to the image's ready marker
+// with its root disk on its iSCSI volume (QEMU's own libiscsi, the secret
+// on no command line), and wrote its boot record on that volume.
+func (fed *federation) checkGuest(rec reserve.Record, node string, st *site) {
+	t := fed.t
+	t.Helper()
+	ctx := context.Background()
+	nodes, err := st.qemu.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ns *vm.NodeState
+	for i := range nodes {
+		if nodes[i].VC == rec.VC && nodes[i].Node == node {
+			ns = &nodes[i]
+		}
+	}
+	if ns == nil || !ns.Healthy() {
+		t.Errorf("%s: guest %+v", node, ns)
+		return
+	}
+	serial, _ := os.ReadFile(ns.Log)
+	if !bytes.Contains(serial, []byte(image.ReadyMarker+" "+rec.VC+"/"+node+" ")) {
+		t.Errorf("%s: no ready marker on the console:\n%s", node, serial)
+	}
+	cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", ns.PID))
+	if err != nil || !bytes.Contains(cmd, []byte("driver=iscsi")) || !bytes.Contains(cmd, []byte(iscsi.TargetIQN(rec.VC, node))) {
+		t.Errorf("%s: QEMU's root disk is not its iSCSI volume (%v): %s", node, err, bytes.ReplaceAll(cmd, []byte{0}, []byte(" ")))
+	}
+	secret, _ := os.ReadFile(filepath.Join(st.dir, "lifecycle", "secrets", rec.VC, node+".chap"))
+	if len(secret) == 0 || bytes.Contains(cmd, secret) {
+		t.Errorf("%s: secret file empty (%d bytes) or the secret is on QEMU's command line", node, len(secret))
+	}
+	vols, err := st.vols.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vols {
+		if v.VC == rec.VC && v.Node == node {
+			out, err := exec.Command("debugfs", "-R", "cat "+image.BootLog, v.Path).Output()
+			if err != nil || !bytes.Contains(out, []byte("boot "+rec.VC+"/"+node+" ")) {
+				t.Errorf("%s: no boot record on its volume %s: %v\n%s", node, v.Path, err, out)
+			}
+			return
+		}
+	}
+	t.Errorf("%s: no volume", node)
+}
