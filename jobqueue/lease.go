@@ -686,8 +686,26 @@ func (c *chunk) settleChunk(ctx context.Context, l *Lease, r *Result) error {
 			return fmt.Errorf("jobqueue: settle tasks of job %d: %w", id, err)
 		}
 		switch p := ops[idx].NodePath(); {
+		case p == q.l.claim(c.name) && errors.Is(cause, coord.ErrNotFound):
+			if !completes {
+				return ErrLeaseLost
+			}
+			// Settled before by a Complete whose outcome was not learnt
+			// (only this transaction writes this task's record, with the
+			// claim's delete), or lost (the task is given back, and its
+			// record, if any, is a rerun's)?
+			ours, err := c.taskDoneByUs(ctx, l.task)
+			if err != nil {
+				return err
+			}
+			if !ours {
+				return ErrLeaseLost
+			}
+			applied = true
 		case completes && p == q.l.task(id, l.task) && errors.Is(cause, coord.ErrExists):
-			// Written before by a Complete whose outcome was not learnt?
+			// The claim is there, so the task was not given back: this
+			// claim wrote the record (an earlier call), or something is
+			// badly wrong.
 			ours, err := c.taskDoneByUs(ctx, l.task)
 			if err != nil {
 				return err
@@ -695,11 +713,7 @@ func (c *chunk) settleChunk(ctx context.Context, l *Lease, r *Result) error {
 			if !ours {
 				return fmt.Errorf("jobqueue: settle tasks of job %d: %w", id, cause)
 			}
-			// Only this transaction writes this task's record: it was
-			// applied, whole, by an earlier call.
 			applied = true
-		case p == q.l.claim(c.name) && errors.Is(cause, coord.ErrNotFound):
-			return ErrLeaseLost
 		case p == q.l.job(id) || strings.HasPrefix(p, q.l.dir(queueDir)+"/"):
 			continue // the record changed: count again
 		default:
