@@ -12,6 +12,7 @@ import (
 	"github.com/musubi-fabric/musubi/jobqueue/sge"
 	"github.com/musubi-fabric/musubi/node/agent"
 	"github.com/musubi-fabric/musubi/node/agentapi"
+	"github.com/musubi-fabric/musubi/node/vcacl"
 )
 
 func init() {
@@ -54,6 +55,9 @@ func runAgent(ctx context.Context, env *cliEnv, args []string) int {
 	socket := fs.String("socket", envOr(agentapi.EnvSocket, def.Socket), "unix socket of the Grid Engine commands")
 	session := fs.String("session-timeout", envOr("MUSUBI_SESSION_TIMEOUT", def.SessionTimeout.String()), "ZooKeeper session timeout: how soon a dead node's jobs run again")
 	level := fs.String("log-level", envOr("MUSUBI_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	secretFile := fs.String("secret-file", envOr("MUSUBI_AGENT_SECRET", ""), "0600 file with this node's ZooKeeper credentials (its VC's and the agents'); none: anonymous session")
+	hostsFile := fs.String("hosts-file", envOr("MUSUBI_HOSTS_FILE", "-"), "hosts file whose musubi block the agent keeps in sync (a virtual node: /etc/hosts); - for none")
+	accountsRoot := fs.String("accounts-root", envOr("MUSUBI_ACCOUNTS_ROOT", "-"), "root of the user database the agent keeps in sync (a virtual node: /); - for none")
 	if stop, code := parseFlags(fs, args); stop {
 		return code
 	}
@@ -98,8 +102,17 @@ func runAgent(ctx context.Context, env *cliEnv, args []string) int {
 	if err := cfg.Validate(); err != nil {
 		return usageErr("%s", strings.ReplaceAll(err.Error(), "\n", "\nmusubi agent: "))
 	}
+	sc := agent.SyncConfig{HostsFile: *hostsFile, AccountsRoot: *accountsRoot}
+	if *hostsFile == "" || *accountsRoot == "" {
+		return usageErr("--hosts-file and --accounts-root take a path, or - for none")
+	}
+	if *secretFile != "" {
+		if sc.Secret, err = vcacl.ReadAgentSecret(*secretFile); err != nil {
+			return usageErr("--secret-file: %v", err)
+		}
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: lvl}))
-	if err := agent.Run(ctx, cfg); err != nil {
+	if err := agent.RunWithSync(ctx, cfg, sc); err != nil {
 		return fail(env, "agent", err, "Check that ZooKeeper answers at --zk and that the socket directory is writable.")
 	}
 	return exitOK
