@@ -15,7 +15,7 @@ declare -A benches=(
   [coord]="go test -count=1 -tags bench -run ^TestBenchCoord$ -v -timeout 20m ./coord/zkstore"
   [overlay]="go test -count=1 -tags bench -run ^TestBenchOverlay$ -v -timeout 30m ./overlay/ovs"
   [jobs]="go test -count=1 -tags bench -run ^TestBenchJobs$ -v -timeout 60m ./test/bench/jobs"
-  [provision]="go test -count=1 -tags bench -run ^TestBenchAdmission$ -v ./node/admission && go test -count=1 -tags bench -run ^TestBenchReserve$ -v -timeout 20m ./node/reserve"
+  [provision]="go test -count=1 -tags bench -run ^TestBenchAdmission$ -v ./node/admission && go test -count=1 -tags bench -run ^TestBenchReserve$ -v -timeout 20m ./node/reserve && go test -count=1 -tags bench -run ^TestBenchProvision$ -v -timeout 20m ./test/provision"
   [propagation]="go test -count=1 -tags bench -run ^TestBenchPropagation$ -v -timeout 20m ./test/bench/propagation"
 )
 order=(coord overlay provision jobs propagation)

@@ -871,3 +871,13 @@ func (fed *federation) checkGuest(rec reserve.Record, node string, st *site) {
 	}
 	t.Errorf("%s: no volume", node)
 }
+
+// loadavg is the host's load average, for the figures' context.
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -170,12 +170,3 @@ func TestTwoSiteQEMUVC(t *testing.T) {
 		t.Errorf("left after the end: %v", left)
 	}
 }
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
