@@ -69,13 +69,16 @@ type Executor struct {
 	cfg ExecutorConfig
 	log *slog.Logger
 
-	sem       chan struct{} // the claim path: one Claim at a time
-	wake      chan struct{} // Run -> Claim: relist (session change)
-	slaveKick chan struct{} // Claim -> Run: a slave lease to watch
-	ready     chan struct{} // closed once Run has registered the node
+	sem       chan struct{}   // the claim path: one Claim at a time
+	wake      chan struct{}   // Run -> Claim: relist (session change)
+	direct    chan *directReq // SubmitHere -> a waiting Claim
+	slaveKick chan struct{}   // Claim -> Run: a slave lease to watch
+	ready     chan struct{}   // closed once Run has registered the node
 
 	// peers and rank place the executor among the live ones (pick).
 	peers, rank atomic.Int32
+	// waiting is set while a Claim waits for work (tests).
+	waiting atomic.Bool
 
 	mu      sync.Mutex
 	running bool
@@ -151,6 +154,7 @@ func (q *Queue) NewExecutor(cfg ExecutorConfig) (*Executor, error) {
 		q: q, cfg: cfg, log: log.With("executor", cfg.ID),
 		sem:       make(chan struct{}, 1),
 		wake:      make(chan struct{}, 1),
+		direct:    make(chan *directReq),
 		slaveKick: make(chan struct{}, 1),
 		ready:     make(chan struct{}),
 		chunks:    map[claimName]*chunk{},
@@ -235,8 +239,9 @@ func (e *Executor) Claim(ctx context.Context, c Capacity) (*Lease, error) {
 			// again no sooner than RelistInterval after the last time.
 			w.at(e.listedAt.Add(e.cfg.RelistInterval))
 		}
-		if err := e.wait(ctx, &w); err != nil {
-			return nil, err
+		l, err = e.wait(ctx, &w, c)
+		if l != nil || err != nil {
+			return l, err
 		}
 	}
 }
@@ -296,12 +301,15 @@ func (e *Executor) pollQueueWatch() {
 
 // wait blocks until the queue changes, a watched predecessor or -tc held
 // array job changes, a -a start time comes, Run asks to relist, or ctx
-// ends.
-func (e *Executor) wait(ctx context.Context, w *waitSet) error {
+// ends. Meanwhile it takes the jobs SubmitHere offers that fit c: it
+// returns the lease of one it created claimed.
+func (e *Executor) wait(ctx context.Context, w *waitSet, c Capacity) (*Lease, error) {
 	cases := []reflect.SelectCase{
 		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
 		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(e.wake)},
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(e.direct)},
 	}
+	const directCase = 2
 	if e.qWatch != nil {
 		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(e.qWatch)})
 	}
@@ -325,7 +333,12 @@ func (e *Executor) wait(ctx context.Context, w *waitSet) error {
 			}
 		}
 	}
-	chosen, _, _ := reflect.Select(cases)
+	e.waiting.Store(true)
+	chosen, recv, _ := reflect.Select(cases)
+	e.waiting.Store(false)
+	if chosen == directCase {
+		return e.takeDirect(ctx, recv.Interface().(*directReq), c), nil
+	}
 	if chosen >= base {
 		// The watch's one event is consumed: forget the watch.
 		fired := watched[chosen-base]
@@ -335,16 +348,16 @@ func (e *Executor) wait(ctx context.Context, w *waitSet) error {
 		if len(e.tcW) < n {
 			// Every consumer -tc held back wakes on this completion.
 			if err := e.jitter(ctx, 3); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
 	switch {
 	case chosen == 0:
-		return ctx.Err()
+		return nil, ctx.Err()
 	case chosen == 1:
 		e.listed = false
-	case e.qWatch != nil && chosen == 2:
+	case e.qWatch != nil && chosen == directCase+1:
 		e.qFired = true
 		e.qWatch = nil
 	default:
@@ -352,7 +365,7 @@ func (e *Executor) wait(ctx context.Context, w *waitSet) error {
 		// the entries blocked on them are evaluated again after a relist.
 		e.listed = false
 	}
-	return nil
+	return nil, nil
 }
 
 // relist lists the queue with a watch and rebuilds the candidate list.

@@ -60,6 +60,8 @@ func has(ops []coord.Op, kind, dir string) bool {
 // classify names the recipe step a transaction implements.
 func classify(ops []coord.Op) string {
 	switch {
+	case has(ops, "create", jobsDir) && has(ops, "create", claimsDir):
+		return "direct"
 	case has(ops, "create", doneDir):
 		return "finish"
 	case has(ops, "create", claimsDir):

@@ -20,6 +20,10 @@ type submitter struct {
 	maxSpecs int
 	reqs     chan *subReq
 	stopped  chan struct{}
+	// alone submits a batch made of one request; default q.SubmitBatch.
+	// The agent uses its executor's SubmitHere: a lone job the node can
+	// start at once is created claimed by it, in the same write.
+	alone func(context.Context, []*sge.JobSpec) ([]int64, error)
 }
 
 type subReq struct {
@@ -89,7 +93,11 @@ func (s *submitter) run(ctx context.Context) {
 func (s *submitter) write(ctx context.Context, batch []*subReq) {
 	if len(batch) == 1 {
 		r := batch[0]
-		ids, err := s.q.SubmitBatch(r.ctx, r.specs)
+		alone := s.alone
+		if alone == nil {
+			alone = s.q.SubmitBatch
+		}
+		ids, err := alone(r.ctx, r.specs)
 		r.done <- subRes{ids, err}
 		return
 	}
