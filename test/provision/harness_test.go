@@ -213,20 +213,7 @@ func (fed *federation) addSite(ctx context.Context, s *ovstest.Site) *site {
 			t.Errorf("%s: stop tgtd: %v", st.name, err)
 		}
 	})
-	if st.vols, err = iscsi.New(ctx, iscsi.Config{Dir: filepath.Join(st.dir, "vols"), Portal: "127.0.0.1:3260", Mgmt: d.Mgmt(),
-		Backend: iscsi.BackendFile, Logger: fed.log.With("site", st.name)}); err != nil {
-		t.Fatal(err)
-	}
-	st.guard = lifecycle.NewPortGuard(st.ports)
-	if st.nodes, err = netns.New(netns.Config{StateDir: filepath.Join(st.dir, "nodes"), Ports: st.guard, SwitchNetns: s.NS,
-		Prefix: st.netnsPrefix(), Ready: lifecycle.LogReady, ReadyTimeout: 60 * time.Second, StopGrace: 2 * time.Second,
-		Logger: fed.log.With("site", st.name)}); err != nil {
-		t.Fatal(err)
-	}
-	if st.att, err = lifecycle.NewNBDAttacher(lifecycle.NBDConfig{Dir: filepath.Join(st.dir, "att"), Netns: s.NS,
-		Logger: fed.log.With("site", st.name)}); err != nil {
-		t.Fatal(err)
-	}
+	st.newDrivers()
 	if err := fed.res.RegisterHost(ctx, admission.Host{Name: st.host, Site: st.name, MemoryMiB: 16384, VCPUs: 64}); err != nil {
 		t.Fatal(err)
 	}
@@ -235,6 +222,35 @@ func (fed *federation) addSite(ctx context.Context, s *ovstest.Site) *site {
 	}
 	t.Cleanup(st.stop)
 	return st
+}
+
+// newDrivers makes the site's drivers afresh, as a restarted peer does:
+// all they know comes from the host (state files, tgtd, OVSDB, /proc).
+func (st *site) newDrivers() {
+	t := st.fed.t
+	log := st.fed.log.With("site", st.name)
+	var err error
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.vols, err = iscsi.New(context.Background(), iscsi.Config{Dir: filepath.Join(st.dir, "vols"), Portal: "127.0.0.1:3260",
+		Mgmt: st.tgt.Mgmt(), Backend: iscsi.BackendFile, Logger: log}); err != nil {
+		t.Fatal(err)
+	}
+	st.guard = lifecycle.NewPortGuard(st.ports)
+	if st.nodes, err = netns.New(netns.Config{StateDir: filepath.Join(st.dir, "nodes"), Ports: st.guard, SwitchNetns: st.s.NS,
+		Prefix: st.netnsPrefix(), Ready: lifecycle.LogReady, ReadyTimeout: 60 * time.Second, StopGrace: 2 * time.Second,
+		Logger: log}); err != nil {
+		t.Fatal(err)
+	}
+	if st.att, err = lifecycle.NewNBDAttacher(lifecycle.NBDConfig{Dir: filepath.Join(st.dir, "att"), Netns: st.s.NS, Logger: log}); err != nil {
+		t.Fatal(err)
+	}
+	if st.fed.img.ID != "" {
+		if st.qemu, err = qemu.New(qemu.Config{StateDir: filepath.Join(st.dir, "q"), Ports: st.guard, SwitchNetns: st.s.NS,
+			Accel: qemu.AccelTCG, StopGrace: 3 * time.Second, Logger: log}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // netnsPrefix starts the site's node namespaces: under the fabric's run
@@ -362,10 +378,7 @@ func (fed *federation) enableQEMU(ctx context.Context) {
 	fed.img = img
 	t.Logf("node image %s built in %v", img.ID[:12], time.Since(t0).Round(time.Millisecond))
 	for _, st := range fed.sites {
-		if st.qemu, err = qemu.New(qemu.Config{StateDir: filepath.Join(st.dir, "q"), Ports: st.guard, SwitchNetns: st.s.NS,
-			Accel: qemu.AccelTCG, StopGrace: 3 * time.Second, Logger: fed.log.With("site", st.name)}); err != nil {
-			t.Fatal(err)
-		}
+		st.newDrivers()
 	}
 }
 
@@ -385,6 +398,7 @@ func needQEMU(t *testing.T) {
 // startReconciler starts a new incarnation of the site's reconciler.
 func (st *site) startReconciler() *lifecycle.Reconciler {
 	t := st.fed.t
+	st.newDrivers()
 	r, err := lifecycle.New(st.config())
 	if err != nil {
 		t.Fatal(err)
