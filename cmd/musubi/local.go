@@ -627,7 +627,7 @@ func (d *localRun) progress(ctx context.Context, a *demoAgent, work string, dock
 	start := time.Now()
 	deadline := start.Add(o.timeout)
 	var (
-		last       string
+		last       string // the done counts last shown
 		lastErr    error
 		errSince   time.Time
 		killed     bool
@@ -675,9 +675,11 @@ func (d *localRun) progress(ctx context.Context, a *demoAgent, work string, dock
 			continue
 		}
 		lastErr = nil
+		// A line whenever a task finishes; the running tasks beside.
 		total := sum(done)
 		var b strings.Builder
 		fmt.Fprintf(&b, "docked %*d/%d", len(strconv.Itoa(o.ligands)), total, o.ligands)
+		key := fmt.Sprint(done)
 		for _, ag := range d.agents {
 			fmt.Fprintf(&b, " | %s: %2d", ag.site, done[ag.site])
 			if r := running[ag.site]; r > 0 {
@@ -686,9 +688,9 @@ func (d *localRun) progress(ctx context.Context, a *demoAgent, work string, dock
 				b.WriteString("            ")
 			}
 		}
-		if line := strings.TrimRight(b.String(), " "); line != last {
-			fmt.Fprintf(d.env.stdout, "  [%4ds] %s\n", int(time.Since(start).Seconds()), line)
-			last = line
+		if key != last {
+			fmt.Fprintf(d.env.stdout, "  [%4ds] %s\n", int(time.Since(start).Seconds()), strings.TrimRight(b.String(), " "))
+			last = key
 		}
 		if !shownQstat && sum(running) >= min(o.ligands, o.slots*o.sites) {
 			shownQstat = true

@@ -21,8 +21,11 @@ receptor=/usr/share/doc/autodock-vina/test-data/protein.pdbqt.gz
 mkdir -p "$dir/ligands" "$dir/results"
 gzip -dc "$receptor" > "$dir/receptor.pdbqt"
 cp "$here/box.conf" "$here/dock.sh" "$here/rank.sh" "$dir/"
+# The first N of the library (smallest first), listed largest first: array
+# tasks start in order, so the long dockings start early and the short ones
+# fill the gaps at the end.
 grep -v '^#' "$here/ligands.smi" | head -n "$n" | while read -r _ name; do
   cp "$here/ligands/$name.pdbqt" "$dir/ligands/"
   echo "$name"
-done > "$dir/ligands.txt"
+done | tac > "$dir/ligands.txt"
 echo "prepared $dir: receptor.pdbqt, $n ligands (ligands.txt); next: cd $dir && qsub -t 1-$n dock.sh && qsub rank.sh"
