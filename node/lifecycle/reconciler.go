@@ -201,7 +201,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 				}
 				st.failures++
 				st.converged = ""
-				st.retryAt = r.cfg.Clock.Now().Add(backoff(r.cfg.RetryMin, r.cfg.RetryMax, st.failures))
+				// Measured from the failed attempt's start, like a resync
+				// (an attempt slower than the backoff is retried at once).
+				st.retryAt = w.started.Add(backoff(r.cfg.RetryMin, r.cfg.RetryMax, st.failures))
 				r.log.Warn("VC work failed; will retry", "vc", res.vc, "work", res.key, "failures", st.failures, "err", res.err)
 			}
 		}) {
