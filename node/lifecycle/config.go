@@ -135,7 +135,8 @@ type Config struct {
 	// restarted; default 30 s).
 	Resync time.Duration
 	// RetryMin and RetryMax bound the backoff after a failed build or
-	// teardown (defaults 1 s and 1 min).
+	// teardown, measured from the failed attempt's start (defaults 1 s and
+	// 1 min).
 	RetryMin, RetryMax time.Duration
 	// FailAfter is how many failed builds in a row turn the site's status
 	// to "failed" (default 3; it is retried all the same).
