@@ -230,3 +230,94 @@ func TestSubmitHereExecutorDies(t *testing.T) {
 		t.Errorf("job %s restarts %d on %s", j.State, j.Restarts, j.Final.Executor)
 	}
 }
+
+// TestSubmitHereBatch: of a batch (concurrent qsubs grouped by the
+// agent), the jobs that fit the waiting Claim start at submission in the
+// batch's one write, the first through that Claim and the next through
+// the following Claim, without a claim write; the rest is queued in the
+// same write.
+func TestSubmitHereBatch(t *testing.T) {
+	e := newEnv(t)
+	rule := &faultRule{}
+	st := &faulty{Store: e.session(), rule: rule}
+	ex, err := e.queue(st).NewExecutor(ExecutorConfig{ID: "x", Info: HostInfo{Slots: 2, MemTotal: 8 << 30}})
+	ok(t, err)
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- ex.Run(ctx) }()
+	defer func() { cancel(); ok(t, <-done) }()
+	x := &node{ex: ex}
+	held := spec("held")
+	held.UserHold = true
+	ch := claimAsync(t, x, 2)
+	ids, err := ex.SubmitHere(e.ctx, []*sge.JobSpec{held, spec("a"), spec("b"), spec("c")})
+	ok(t, err)
+	if len(ids) != 4 || ids[3] != ids[0]+3 {
+		t.Fatalf("ids %v", ids)
+	}
+	l1 := recv(t, ch)
+	l2 := x.claim(t, 1) // from the buffer
+	if l1.JobID() != ids[1] || l2.JobID() != ids[2] {
+		t.Fatalf("leases of %d and %d, want %d and %d", l1.JobID(), l2.JobID(), ids[1], ids[2])
+	}
+	rule.mu.Lock()
+	seen := maps.Clone(rule.seen)
+	rule.mu.Unlock()
+	if seen["direct"] != 1 || seen["submit"] != 0 || seen["claim"] != 0 {
+		t.Errorf("writes %v, want the one direct write", seen)
+	}
+	want := map[int64]State{ids[0]: StateHeld, ids[1]: StateRunning, ids[2]: StateRunning, ids[3]: StateQueued}
+	for id, s := range want {
+		j, err := e.q.Get(e.ctx, id)
+		ok(t, err)
+		if j.State != s {
+			t.Errorf("job %d %s, want %s", id, j.State, s)
+		}
+	}
+	ok(t, l1.Complete(e.ctx, Result{}))
+	ok(t, l2.Complete(e.ctx, Result{}))
+	l3 := x.claim(t, 2) // from the queue
+	if l3.JobID() != ids[3] {
+		t.Fatalf("claimed %d, want %d", l3.JobID(), ids[3])
+	}
+	ok(t, l3.Complete(e.ctx, Result{}))
+	for _, id := range ids[1:] {
+		j, err := e.q.Wait(e.ctx, id)
+		ok(t, err)
+		if j.State != StateDone {
+			t.Errorf("job %d %s", id, j.State)
+		}
+	}
+}
+
+// TestSubmitHereBufferedReleased: a job started at submission whose lease
+// is still buffered when the executor stops goes back to the queue and
+// runs elsewhere.
+func TestSubmitHereBufferedReleased(t *testing.T) {
+	e := newEnv(t)
+	x := e.node("x", 2)
+	ch := claimAsync(t, x, 2)
+	ids, err := x.ex.SubmitHere(e.ctx, []*sge.JobSpec{spec("a"), spec("b")})
+	ok(t, err)
+	l1 := recv(t, ch)
+	x.stop() // the second lease was never handed out
+	j, err := e.q.Get(e.ctx, ids[1])
+	ok(t, err)
+	if j.State != StateQueued {
+		t.Fatalf("buffered job %s after the executor stopped", j.State)
+	}
+	y := e.node("y", 1)
+	l2 := y.claim(t, 1)
+	if l2.JobID() != ids[1] {
+		t.Fatalf("claimed %d", l2.JobID())
+	}
+	ok(t, l2.Complete(e.ctx, Result{}))
+	ok(t, l1.Complete(e.ctx, Result{}))
+	for _, id := range ids {
+		j, err := e.q.Wait(e.ctx, id)
+		ok(t, err)
+		if j.State != StateDone {
+			t.Errorf("job %d %s", id, j.State)
+		}
+	}
+}

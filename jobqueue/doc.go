@@ -58,12 +58,13 @@
 // created that id too), the claim's random token, the claim number
 // recorded as settled, a task record of that claim.
 //
-// A job submitted through an executor's SubmitHere that the executor can
-// start at once (its Claim waits for work with room for the job, and the
-// queue has not changed since it was listed) skips the queue: it is
-// created claimed, Multi(Set(id counter), Create(record, r), Create(name),
-// Create(run), Create(claim, ephemeral)), one write for what is otherwise
-// a submission, a claim and the reads between them.
+// The jobs of a batch submitted through an executor's SubmitHere that the
+// executor can start at once (its Claim waits for work with room for
+// them, and the queue has not changed since it was listed) skip the
+// queue: they are created claimed, Create(record, r), Create(name),
+// Create(run), Create(claim, ephemeral), in the batch's transaction with
+// the id counter's Set; one write for what is otherwise a submission, a
+// claim per job and the reads between them.
 //
 // A run entry without its claim belongs to a dead session: any executor's
 // Run notices (the host registry's children change, since entries are

@@ -225,7 +225,7 @@ func Serve(ctx context.Context, st coord.Store, cfg Config) (err error) {
 		log.Warn("killed processes left by the jobs of an earlier agent", "processes", n)
 	}
 	sub := newSubmitter(q)
-	sub.alone = ex.SubmitHere
+	sub.batch = ex.SubmitHere
 	srv, err := agentapi.NewServer(agentapi.ServerConfig{
 		Backend: &backend{q: q, now: time.Now, sub: sub}, Logger: log.With("subsystem", "api"),
 	})

@@ -20,10 +20,17 @@ type submitter struct {
 	maxSpecs int
 	reqs     chan *subReq
 	stopped  chan struct{}
-	// alone submits a batch made of one request; default q.SubmitBatch.
-	// The agent uses its executor's SubmitHere: a lone job the node can
-	// start at once is created claimed by it, in the same write.
-	alone func(context.Context, []*sge.JobSpec) ([]int64, error)
+	// batch submits a batch; default q.SubmitBatch. The agent uses its
+	// executor's SubmitHere: the jobs the node can start at once are
+	// created claimed by it, in the batch's write.
+	batch func(context.Context, []*sge.JobSpec) ([]int64, error)
+}
+
+func (s *submitter) submitBatch(ctx context.Context, specs []*sge.JobSpec) ([]int64, error) {
+	if s.batch != nil {
+		return s.batch(ctx, specs)
+	}
+	return s.q.SubmitBatch(ctx, specs)
 }
 
 type subReq struct {
@@ -93,11 +100,7 @@ func (s *submitter) run(ctx context.Context) {
 func (s *submitter) write(ctx context.Context, batch []*subReq) {
 	if len(batch) == 1 {
 		r := batch[0]
-		alone := s.alone
-		if alone == nil {
-			alone = s.q.SubmitBatch
-		}
-		ids, err := alone(r.ctx, r.specs)
+		ids, err := s.submitBatch(r.ctx, r.specs)
 		r.done <- subRes{ids, err}
 		return
 	}
@@ -105,7 +108,7 @@ func (s *submitter) write(ctx context.Context, batch []*subReq) {
 	for _, r := range batch {
 		all = append(all, r.specs...)
 	}
-	ids, err := s.q.SubmitBatch(ctx, all)
+	ids, err := s.submitBatch(ctx, all)
 	if err == nil {
 		for _, r := range batch {
 			r.done <- subRes{ids: ids[:len(r.specs)]}
@@ -129,7 +132,7 @@ func (s *submitter) write(ctx context.Context, batch []*subReq) {
 		}
 	}
 	for _, r := range batch {
-		ids, err := s.q.SubmitBatch(r.ctx, r.specs)
+		ids, err := s.submitBatch(r.ctx, r.specs)
 		r.done <- subRes{ids, err}
 	}
 }
