@@ -131,12 +131,14 @@ func (w *worker) loop(ctx context.Context) {
 		jobs.Add(1)
 		go func() {
 			defer jobs.Done()
-			defer w.give(slots, mem)
+			var once sync.Once
+			free := func() { once.Do(func() { w.give(slots, mem) }) }
+			defer free()
 			if l.Slave() {
 				w.holdShare(ctx, l)
 				return
 			}
-			w.runLease(ctx, l)
+			w.runLease(ctx, l, free)
 		}()
 	}
 }
@@ -171,7 +173,9 @@ const (
 // runLease runs one claimed job and settles it: completes it with its
 // accounting, puts it in error (it cannot start here or anywhere), gives
 // it back (agent shutdown), or, when the claim was lost, only kills it.
-func (w *worker) runLease(ctx context.Context, l *jobqueue.Lease) {
+// It calls free once the job's processes are gone, before settling: the
+// node's next claim need not wait for the settlement's round trip.
+func (w *worker) runLease(ctx context.Context, l *jobqueue.Lease, free func()) {
 	log := w.log.With("job", l.JobID(), "task", l.Task())
 	jctx, kill := context.WithCancel(context.WithoutCancel(ctx))
 	defer kill()
@@ -200,6 +204,7 @@ func (w *worker) runLease(ctx context.Context, l *jobqueue.Lease) {
 	res, err := w.runner.Run(jctx, req)
 	close(stop)
 	watch.Wait()
+	free()
 	reason := <-why
 	// A deletion or loss noticed just after the end counts too.
 	if closed(l.Lost()) {
