@@ -139,9 +139,18 @@ func TestPeersOnEnsemble(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("cancel through s2: %d\n%s%s", code, out, errs)
 	}
-	v, err := c1.VC(context.Background(), "vc1")
-	if err != nil || v.Phase != api.PhaseCancelled {
-		t.Fatalf("s1 sees %+v %v", v.Phase, err)
+	// s1's ZooKeeper server may lag the write made through s2's by a few
+	// milliseconds (followers apply commits asynchronously): wait for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, err := c1.VC(context.Background(), "vc1")
+		if err == nil && v.Phase == api.PhaseCancelled {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("s1 sees %+v %v", v.Phase, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	code, out, _ = cli(url1, "site", "list")
 	if code != exitOK || strings.Count(out, "live") != 2 {
@@ -207,10 +216,10 @@ func TestPeersOnEnsemble(t *testing.T) {
 	if !strings.Contains(logb.String(), "peer stopped") {
 		t.Errorf("no clean-stop log line:\n%s", logb.String())
 	}
-	t.Logf("SIGTERM to exit: %v; %s", stopTook, strconv.Quote(lastLine(logb.String())))
+	t.Logf("SIGTERM to exit: %v; %s", stopTook, strconv.Quote(lastLogLine(logb.String())))
 }
 
-func lastLine(s string) string {
+func lastLogLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
 }
