@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/user"
@@ -15,6 +16,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -147,14 +149,11 @@ func (j *job) makeDirs() error {
 		spool = os.TempDir()
 	}
 	task := max(req.TaskID, 1) // Grid Engine numbers a plain job's only task 1
-	dir, err := os.MkdirTemp(spool, fmt.Sprintf("%d.%d.", req.JobID, task))
+	dir, err := mkdirUnique(spool, fmt.Sprintf("%d.%d.", req.JobID, task))
 	if err != nil {
 		return fmt.Errorf("%w: spool directory: %v", ErrHost, err)
 	}
 	j.dir = dir
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return fmt.Errorf("%w: spool directory: %v", ErrHost, err)
-	}
 	if !req.Binary {
 		j.script = filepath.Join(dir, "job_script")
 		if err := os.WriteFile(j.script, req.Script, 0o755); err != nil {
@@ -538,12 +537,69 @@ func (j *job) cleanup() {
 			f.Close()
 		}
 	}
-	if j.dir != "" {
+	if j.dir == "" {
+		return
+	}
+	// What the runner put there goes by name (the common case: an empty
+	// TMPDIR, a few system calls); anything else by a full removal.
+	var leftover bool
+	for _, name := range []string{j.script, j.peFile, filepath.Join(j.dir, groupRecord)} {
+		if name != "" {
+			if err := syscall.Unlink(name); err != nil && err != syscall.ENOENT {
+				leftover = true
+			}
+		}
+	}
+	for _, d := range []string{j.tmpDir, j.dir} {
+		if d == "" || leftover {
+			continue
+		}
+		if err := syscall.Rmdir(d); err != nil && err != syscall.ENOENT {
+			leftover = true
+		}
+	}
+	if leftover {
 		if err := removeAll(j.dir); err != nil {
 			j.log.Error("removing the job's spool directory and TMPDIR", "dir", j.dir, "err", err)
 		}
 	}
 }
+
+// mkdirUnique creates a directory named prefix + random digits in dir, mode
+// 0755 (as os.MkdirTemp, which creates it 0700, then needs a chmod).
+func mkdirUnique(dir, prefix string) (string, error) {
+	if umask()&0o755 != 0 {
+		p, err := os.MkdirTemp(dir, prefix)
+		if err == nil {
+			err = os.Chmod(p, 0o755)
+		}
+		return p, err
+	}
+	for try := 0; ; try++ {
+		p := filepath.Join(dir, prefix+strconv.FormatUint(uint64(rand.Uint32()), 10))
+		err := os.Mkdir(p, 0o755)
+		if err == nil || !errors.Is(err, fs.ErrExist) || try >= 100 {
+			return p, err
+		}
+	}
+}
+
+// umask is the process's file mode creation mask, from /proc (reading it
+// with umask(2) would change it for a moment); 0o777 when unknown.
+var umask = sync.OnceValue(func() uint32 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0o777
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+				return uint32(m)
+			}
+		}
+	}
+	return 0o777
+})
 
 // removeAll removes dir like os.RemoveAll, first making directories the
 // job left unwritable writable again (needed when the runner is not root).
