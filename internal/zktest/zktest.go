@@ -61,7 +61,14 @@ var DefaultClasspath = zkserver.DefaultClasspath
 // DefaultJVMFlags keeps each server small (about 75-100 MiB RSS) and
 // fast to start: about 1.3 s to a serving 3-server ensemble on the 2-core
 // test host, against 1.6 s with the lab's -Xms128m -Xmx256m.
-var DefaultJVMFlags = []string{"-Xms64m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"}
+//
+// The election settings bound how long a test waits for a new leader:
+// FastLeaderElection doubles its notification timeout up to 60 s by
+// default, and on a loaded 2-core host an election after a leader kill
+// was seen to take 11-75 s; capping it at 1 s and the connect timeout to
+// a dead peer at 1 s (default 5 s) keeps elections near the lab's 0.2-1 s.
+var DefaultJVMFlags = []string{"-Xms64m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+	"-Dzookeeper.fastleader.maxNotificationInterval=1000", "-Dzookeeper.cnxTimeout=1000"}
 
 // Options configures an ensemble. The zero value means 3 servers with a
 // 1 s tick in a fresh temporary directory.
