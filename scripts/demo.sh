@@ -6,9 +6,9 @@
 # at site 3, docked at all three sites - while the ensemble loses its leader;
 # then it prints the best ligands and the accounting.
 # Knobs: SITES (default 3), LIGANDS (1-16, default 16; 0 skips the workload),
-# EXHAUSTIVENESS (vina's search effort, default 2).
+# EXHAUSTIVENESS (vina's search effort, default 1).
 # Everything it starts is stopped at the end, also on Ctrl-C or failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec bin/musubi local demo --sites "${SITES:-3}" --ligands "${LIGANDS:-16}" \
-  --exhaustiveness "${EXHAUSTIVENESS:-2}" --example examples/virtual-screening
+  --exhaustiveness "${EXHAUSTIVENESS:-1}" --example examples/virtual-screening

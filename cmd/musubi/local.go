@@ -98,7 +98,7 @@ func runLocalDemo(ctx context.Context, env *cliEnv, args []string) int {
 	fs.IntVar(&o.sites, "sites", 3, "number of sites (1-7; one ZooKeeper voter and one node each)")
 	fs.StringVar(&o.fed, "federation", "local", "federation name (its data lives under /musubi/<name>)")
 	fs.IntVar(&o.ligands, "ligands", 16, "ligands to dock, the first N of the library (0: skip the workload)")
-	fs.IntVar(&o.exhaustiveness, "exhaustiveness", 2, "AutoDock Vina's exhaustiveness (search effort per ligand, 1-32)")
+	fs.IntVar(&o.exhaustiveness, "exhaustiveness", 1, "AutoDock Vina's exhaustiveness (search effort per ligand, 1-32)")
 	fs.IntVar(&o.slots, "slots", 1, "job slots per node")
 	fs.StringVar(&o.example, "example", "", "the virtual-screening example directory (default: examples/virtual-screening here or beside the binary's bin/)")
 	fs.BoolVar(&o.killLeader, "kill-leader", true, "kill the ZooKeeper leader while the jobs run (needs 3 or more sites)")
@@ -226,7 +226,7 @@ func localDemo(ctx context.Context, env *cliEnv, o demoOptions) (err error) {
 		if ctx.Err() != nil {
 			d.say("interrupted")
 		}
-		if err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil && !errors.Is(err, errJobsFailed) {
 			d.dumpLogs()
 		}
 		err = errors.Join(err, d.teardown())
@@ -275,6 +275,14 @@ func localDemo(ctx context.Context, env *cliEnv, o demoOptions) (err error) {
 		return d.leaderLossOnly(ctx)
 	}
 	return d.screening(ctx)
+}
+
+// plural is "1 site", "3 sites".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 func siteName(i int) string { return fmt.Sprintf("site%d", i+1) }
@@ -358,6 +366,9 @@ func (d *localRun) killLeader(ctx context.Context) (int, error) {
 		}
 		if time.Now().After(deadline) {
 			return 0, fmt.Errorf("no write accepted within a minute of the leader's loss: %w", err)
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return 0, err
 		}
 	}
 	d.say("writes accepted again after %s; every session survived (ephemeral live/ records intact)", time.Since(tk).Round(time.Millisecond))
@@ -549,7 +560,7 @@ func (d *localRun) screening(ctx context.Context) error {
 	d.say("prepared the screening in %s: receptor (Abl kinase, from autodock-vina's test data), %d ligands, exhaustiveness %d",
 		work, o.ligands, o.exhaustiveness)
 
-	d.say("starting one node agent per site (virtual cluster \"demo\", %d slot(s) each)", o.slots)
+	d.say("starting one node agent per site (virtual cluster \"demo\", %s each)", plural(o.slots, "slot"))
 	for i := range o.sites {
 		if _, err := d.startAgent(exe, i); err != nil {
 			return err
@@ -824,7 +835,8 @@ func (d *localRun) results(ctx context.Context, a *demoAgent, work string, dockI
 		for _, r := range j.Records {
 			perTask[r.Task]++
 			if r.State.Final() && (r.State != jobqueue.StateDone || r.ExitStatus != 0 || r.Failed != 0) {
-				failed = append(failed, fmt.Sprintf("task %d on %s: %s, exit %d (see dock.o%d.%d)", r.Task, r.Host, r.State, r.ExitStatus, dockID, r.Task))
+				failed = append(failed, fmt.Sprintf("task %d on %s: %s, exit %d; dock.o%d.%d ends: %s",
+					r.Task, r.Host, r.State, r.ExitStatus, dockID, r.Task, lastLine(filepath.Join(work, fmt.Sprintf("dock.o%d.%d", dockID, r.Task)))))
 			}
 		}
 	}
@@ -883,8 +895,8 @@ func (d *localRun) results(ctx context.Context, a *demoAgent, work string, dockI
 		fmt.Fprintf(d.env.stdout, "%-8s %-10s %5d %12s %12s %12s %12s\n", s, t.node, t.tasks, secs(t.wall), secs(t.u), secs(t.s), secs(t.u+t.s))
 	}
 	fmt.Fprintf(d.env.stdout, "%-8s %-10s %5d %12s %12s %12s %12s\n", "total", "", all.tasks, secs(all.wall), secs(all.u), secs(all.s), secs(all.u+all.s))
-	fmt.Fprintf(d.env.stdout, "submit to ranking: %s; %s CPU of docking on %d sites (this machine has %d cores)\n\n",
-		elapsed.Round(100*time.Millisecond), (all.u + all.s).Round(100*time.Millisecond), len(bySite), runtime.NumCPU())
+	fmt.Fprintf(d.env.stdout, "submit to ranking: %s; %s CPU of docking on %s (this machine has %s)\n\n",
+		elapsed.Round(100*time.Millisecond), (all.u + all.s).Round(100*time.Millisecond), plural(len(bySite), "site"), plural(runtime.NumCPU(), "core"))
 
 	// One task's record as qacct prints it, trimmed to the main fields.
 	if out, err := d.asUser(ctx, a, work, "qacct", "-j", strconv.FormatInt(dockID, 10), "-t", "1"); err == nil {
@@ -910,14 +922,30 @@ func (d *localRun) results(ctx context.Context, a *demoAgent, work string, dockI
 	}
 	sort.Strings(again)
 	if len(again) == 0 {
-		d.say("each of the %d dock tasks ran exactly once (%d accounting records), across %d sites", len(final), runs, len(bySite))
+		d.say("each of the %d dock tasks ran exactly once (%d accounting records), across %s", len(final), runs, plural(len(bySite), "site"))
 	} else {
 		d.say("%d dock tasks, %d runs: %s (a run is given back when its node's session is lost)", len(final), runs, strings.Join(again, ", "))
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("the screening failed:\n  %s", strings.Join(failed, "\n  "))
+		return fmt.Errorf("%w:\n  %s", errJobsFailed, strings.Join(failed, "\n  "))
 	}
 	return d.show(ctx, "$ musubi status")
+}
+
+// errJobsFailed: a job of the screening did not end well (the agents did).
+var errJobsFailed = errors.New("the screening failed")
+
+// lastLine returns the last non-empty line of a file, or why there is none.
+func lastLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	text := strings.TrimRight(string(b), "\n")
+	if text == "" {
+		return "(no output)"
+	}
+	return strconv.Quote(text[strings.LastIndexByte(text, '\n')+1:])
 }
 
 // dumpLogs prints the tail of each agent's log after a failure.
@@ -943,7 +971,7 @@ const agentStopGrace = 30 * time.Second
 func (d *localRun) teardown() error {
 	var errs []error
 	if len(d.agents) > 0 {
-		d.say("tearing down: stopping the %d agents", len(d.agents))
+		d.say("tearing down: stopping the %s", plural(len(d.agents), "agent"))
 	} else {
 		d.say("tearing down")
 	}

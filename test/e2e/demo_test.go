@@ -321,3 +321,47 @@ func TestLocalDemoInterrupt(t *testing.T) {
 	}
 	assertNothingLeft(t, tmp)
 }
+
+// TestLocalDemoJobFailure runs the demo with a copy of the example whose
+// docking fails for one ligand: the demo says which task failed, exits 1
+// and still leaves nothing behind.
+func TestLocalDemoJobFailure(t *testing.T) {
+	needDemo(t)
+	ex := t.TempDir()
+	if out, err := exec.Command("cp", "-r", exampleDir(t)+"/.", ex).CombinedOutput(); err != nil {
+		t.Fatalf("copy the example: %v\n%s", err, out)
+	}
+	script, err := os.ReadFile(filepath.Join(ex, "dock.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(script), "site=${HOSTNAME%%-*}\n",
+		"site=${HOSTNAME%%-*}\n[ \"$ligand\" != caffeine ] || { echo \"dock: broken on purpose\" >&2; exit 3; }\n", 1)
+	if broken == string(script) {
+		t.Fatal("dock.sh changed: cannot break it for caffeine")
+	}
+	if err := os.WriteFile(filepath.Join(ex, "dock.sh"), []byte(broken), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := demoTmp(t)
+	cmd := exec.Command(musubiBin, "local", "demo", "--example", ex, "--ligands", "2", "--exhaustiveness", "1", "--kill-leader=false")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	if code := exitCode(err); code != 1 {
+		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
+	}
+	for _, want := range []string{"the screening failed", "task 2 on site", ": done, exit 3; dock.o1.2 ends: \"dock: broken on purpose\"", "the summary job 2 did not finish with exit 0"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, &stderr)
+		}
+	}
+	if strings.Contains(stderr.String(), "'s agent log:") {
+		t.Errorf("agent logs dumped for a job's failure:\n%s", &stderr)
+	}
+	if !strings.Contains(stdout.String(), "rank: no result for caffeine") || !strings.Contains(stdout.String(), "==> done: nothing left running") {
+		t.Errorf("stdout:\n%s", &stdout)
+	}
+	assertNothingLeft(t, tmp)
+}
