@@ -116,23 +116,25 @@ func TestBenchJobs(t *testing.T) {
 	// (a) N trivial jobs as CLI processes, first submit -> last completion:
 	// sequential qsub processes as in the Grid Engine baseline, then from
 	// several concurrent submitters.
-	total, submitting, err := m.trivialJobs(nJobs, 1)
+	cpu0 := m.cpu()
+	total, submitting, cpu1, err := m.trivialJobs(nJobs, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rate := float64(nJobs) / total.Seconds()
-	fmt.Printf("musubi: (a) %d trivial jobs, sequential qsub: %.2f s from first submit to last completion (submissions alone %.2f s); load %s\n",
-		nJobs, total.Seconds(), submitting.Seconds(), load())
+	fmt.Printf("musubi: (a) %d trivial jobs, sequential qsub: %.2f s from first submit to last completion (submissions alone %.2f s); %s; load %s\n",
+		nJobs, total.Seconds(), submitting.Seconds(), cpu1.perJob(cpu0, nJobs), load())
 	record(withBase(benchrec.Figure{Figure: "musubi_trivial_jobs_seconds", Value: total.Seconds(), Unit: "s"}, "sge_trivial_jobs_seconds"))
 	record(withBase(benchrec.Figure{Figure: "musubi_trivial_jobs_per_second", Value: rate, Unit: "jobs/s", Goal: ">= 50 (ratio to Grid Engine)"}, "sge_trivial_jobs_per_second"))
 	if nPar > 1 {
-		total, submitting, err := m.trivialJobs(nJobs, nPar)
+		cpu0 := m.cpu()
+		total, submitting, cpu1, err := m.trivialJobs(nJobs, nPar)
 		if err != nil {
 			t.Fatal(err)
 		}
 		rate := float64(nJobs) / total.Seconds()
-		fmt.Printf("musubi: (a) %d trivial jobs, %d concurrent qsub loops: %.2f s from first submit to last completion (submissions alone %.2f s); load %s\n",
-			nJobs, nPar, total.Seconds(), submitting.Seconds(), load())
+		fmt.Printf("musubi: (a) %d trivial jobs, %d concurrent qsub loops: %.2f s from first submit to last completion (submissions alone %.2f s); %s; load %s\n",
+			nJobs, nPar, total.Seconds(), submitting.Seconds(), cpu1.perJob(cpu0, nJobs), load())
 		record(withBase(benchrec.Figure{Figure: fmt.Sprintf("musubi_trivial_jobs_per_second_%dsubmitters", nPar), Value: rate, Unit: "jobs/s"}, "sge_trivial_jobs_per_second"))
 	}
 
@@ -272,6 +274,53 @@ type musubi struct {
 	client   *agentapi.Client
 	cred     *syscall.Credential
 	userName string
+	// pids of the agent and of the ZooKeeper servers, for CPU accounting.
+	agentPid int
+	zkPids   []int
+}
+
+// cpuTicks are CPU times (clock ticks) of the agent, the ZooKeeper
+// servers and the whole machine.
+type cpuTicks struct{ agent, zk, all int64 }
+
+func (m *musubi) cpu() cpuTicks {
+	c := cpuTicks{agent: procTicks(m.agentPid)}
+	for _, p := range m.zkPids {
+		c.zk += procTicks(p)
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])
+		// cpu user nice system idle iowait irq softirq ...
+		for i, v := range f {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && i >= 1 && i <= 7 && i != 4 && i != 5 {
+				c.all += n
+			}
+		}
+	}
+	return c
+}
+
+// perJob words the CPU used since before per job, in milliseconds.
+func (c cpuTicks) perJob(before cpuTicks, jobs int) string {
+	ms := func(t int64) float64 { return float64(t) * 10 / float64(jobs) } // USER_HZ 100
+	return fmt.Sprintf("CPU per job: agent %.2f ms, ZooKeeper %.2f ms, whole machine %.2f ms",
+		ms(c.agent-before.agent), ms(c.zk-before.zk), ms(c.all-before.all))
+}
+
+// procTicks is utime+stime of a process (0 if unknown).
+func procTicks(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + k
 }
 
 func startMusubi(t *testing.T) *musubi {
@@ -331,6 +380,10 @@ func startMusubi(t *testing.T) *musubi {
 	agent.Stdout, agent.Stderr = logf, logf
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
+	}
+	m.agentPid = agent.Process.Pid
+	for id := 1; id <= 3; id++ {
+		m.zkPids = append(m.zkPids, ens.PID(id))
 	}
 	done := make(chan error, 1)
 	go func() { done <- agent.Wait(); logf.Close() }()
@@ -409,7 +462,10 @@ var trivial = []string{"-b", "y", "-o", "/dev/null", "-e", "/dev/null"}
 // the last job (from the accounting), and the time the submissions took.
 // With several submitters, that many loops of qsub processes run side by
 // side (a user's script with `&`, or several users).
-func (m *musubi) trivialJobs(n, submitters int) (total, submitting time.Duration, err error) {
+//
+// It also returns the CPU counters taken when the last job submitted has
+// finished, before the accounting is read.
+func (m *musubi) trivialJobs(n, submitters int) (total, submitting time.Duration, cpuEnd cpuTicks, err error) {
 	ctx := context.Background()
 	ids := make([]int64, n)
 	errs := make([]error, submitters)
@@ -437,13 +493,14 @@ func (m *musubi) trivialJobs(n, submitters int) (total, submitting time.Duration
 	sub.Wait()
 	submitting = time.Since(t0)
 	if err := errors.Join(errs...); err != nil {
-		return 0, 0, err
+		return 0, 0, cpuEnd, err
 	}
 	// Wait (on a watch, not polling) for the last job submitted, then for
 	// each job while reading its accounting.
 	if _, err := m.client.Wait(ctx, slices.Max(ids)); err != nil {
-		return 0, 0, err
+		return 0, 0, cpuEnd, err
 	}
+	cpuEnd = m.cpu()
 	// Every job ran exactly once and succeeded; the last end is the
 	// completion time.
 	var mu sync.Mutex
@@ -487,13 +544,13 @@ func (m *musubi) trivialJobs(n, submitters int) (total, submitting time.Duration
 	wg.Wait()
 	drained := time.Since(t0)
 	if len(problems) > 0 {
-		return 0, 0, fmt.Errorf("%d problems, e.g. %s", len(problems), problems[0])
+		return 0, 0, cpuEnd, fmt.Errorf("%d problems, e.g. %s", len(problems), problems[0])
 	}
 	total = last.Sub(t0)
 	if total <= 0 || total > drained {
 		total = drained
 	}
-	return total, submitting, nil
+	return total, submitting, cpuEnd, nil
 }
 
 // warmUp runs jobs through the whole system before the measurements (JIT
