@@ -4,6 +4,9 @@
 // and runs the jobs that fit the node's free slots and memory with the
 // Grid Engine compatible runner (jobqueue/executor), and serves the Grid
 // Engine commands of the node on a local unix socket (node/agentapi).
+// Concurrent submissions are written together (group commit), and the
+// jobs the node can start at once are created already claimed by it, in
+// the same write (jobqueue.Executor.SubmitHere).
 //
 // Shutdown (ctx cancelled, e.g. SIGTERM): the agent stops claiming, kills
 // the jobs it runs and reschedules them (their run is recorded, qstat shows
