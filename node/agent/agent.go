@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/musubi-fabric/musubi/coord"
-	"github.com/musubi-fabric/musubi/coord/zkstore"
 	"github.com/musubi-fabric/musubi/jobqueue"
 	"github.com/musubi-fabric/musubi/jobqueue/executor"
 	"github.com/musubi-fabric/musubi/node/agentapi"
@@ -154,23 +153,7 @@ const openTimeout = 30 * time.Second
 // directory and the socket, opens a ZooKeeper session and serves (see
 // Serve). It returns nil after a clean shutdown.
 func Run(ctx context.Context, cfg Config) error {
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	log := logger(cfg.Logger)
-	octx, cancel := context.WithTimeout(ctx, openTimeout)
-	defer cancel()
-	st, err := zkstore.Open(octx, zkstore.Config{
-		Servers: cfg.ZK, Root: cfg.chroot(), SessionTimeout: cfg.SessionTimeout, Logger: log.With("subsystem", "zk"),
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("agent: connect to ZooKeeper %s: %w", strings.Join(cfg.ZK, ","), err)
-	}
-	defer st.Close()
-	return Serve(ctx, st, cfg)
+	return RunWithSync(ctx, cfg, SyncConfig{HostsFile: "-", AccountsRoot: "-"})
 }
 
 func logger(l *slog.Logger) *slog.Logger {
