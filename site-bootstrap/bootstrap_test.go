@@ -3,11 +3,13 @@ package sitebootstrap
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/musubi-fabric/musubi/coord"
 )
@@ -101,6 +103,34 @@ func TestRun(t *testing.T) {
 	_, err = Run(context.Background(), &out, []Step{{Name: "e", Check: func(context.Context) (bool, string, error) { return false, "", boom }}})
 	if !errors.Is(err, boom) {
 		t.Fatalf("check error: %v", err)
+	}
+	// ZooKeeper briefly unreachable (a reconfiguration in progress): the
+	// step runs again from its Check; other errors are not retried.
+	fails := 2
+	flaky := Step{
+		Name: "f",
+		Check: func(context.Context) (bool, string, error) {
+			if fails > 0 {
+				fails--
+				return false, "", fmt.Errorf("exists /sites: %w", coord.ErrUnavailable)
+			}
+			return state["f"], "", nil
+		},
+		Apply: func(context.Context) error { applied["f"]++; state["f"] = true; return nil },
+	}
+	var retryOut strings.Builder
+	res, err = Run(context.Background(), &retryOut, []Step{flaky})
+	if err != nil || applied["f"] != 1 || !slices.Equal(res.Applied, []string{"f"}) {
+		t.Fatalf("transient failure: %+v, %v, applied %d", res, err, applied["f"])
+	}
+	if n := strings.Count(retryOut.String(), "retrying in"); n != 2 {
+		t.Errorf("%d retry lines, want 2:\n%s", n, retryOut.String())
+	}
+	defer func(d time.Duration) { RetryFor = d }(RetryFor)
+	RetryFor = 0
+	_, err = Run(context.Background(), &out, []Step{{Name: "g", Check: func(context.Context) (bool, string, error) { return false, "", coord.ErrConnectionLost }}})
+	if !errors.Is(err, coord.ErrConnectionLost) {
+		t.Fatalf("retries past RetryFor: %v", err)
 	}
 	if !strings.Contains(out.String(), "[1/2] a  done in") || !strings.Contains(out.String(), "[2/2] b  ok") {
 		t.Errorf("progress output:\n%s", out.String())

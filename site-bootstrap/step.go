@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
+
+	"github.com/musubi-fabric/musubi/coord"
 )
 
 // Step is one re-runnable piece of a bootstrap: Check says whether the
@@ -24,7 +27,11 @@ type Result struct {
 }
 
 // Run checks and, where needed, applies steps in order, printing one
-// progress line per step to out. It stops at the first failure.
+// progress line per step to out. It stops at the first failure. A step
+// that fails because ZooKeeper was briefly unreachable (coord.Retryable:
+// a reconfiguration or leader election in progress) is run again from its
+// Check, which is safe because steps are re-runnable, for up to
+// RetryFor.
 func Run(ctx context.Context, out io.Writer, steps []Step) (Result, error) {
 	var res Result
 	width := 0
@@ -37,36 +44,64 @@ func Run(ctx context.Context, out io.Writer, steps []Step) (Result, error) {
 		}
 		res.Steps++
 		prefix := fmt.Sprintf("[%*d/%d] %-*s", len(fmt.Sprint(len(steps))), i+1, len(steps), width, s.Name)
-		done, detail, err := s.Check(ctx)
-		if err != nil {
-			fmt.Fprintf(out, "%s  FAILED: %v\n", prefix, err)
-			return res, fmt.Errorf("%s: %w", s.Name, err)
+		deadline := time.Now().Add(RetryFor)
+		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 2*time.Second) {
+			applied, err := runStep(ctx, out, prefix, s)
+			if applied && !slices.Contains(res.Applied, s.Name) {
+				res.Applied = append(res.Applied, s.Name)
+			}
+			if err == nil {
+				break
+			}
+			if !coord.Retryable(err) || time.Now().Add(backoff).After(deadline) {
+				return res, fmt.Errorf("%s: %w", s.Name, err)
+			}
+			fmt.Fprintf(out, "%s  retrying in %s: ZooKeeper unreachable for now\n", prefix, backoff)
+			select {
+			case <-ctx.Done():
+				return res, ctx.Err()
+			case <-time.After(backoff):
+			}
 		}
-		if done {
-			fmt.Fprintf(out, "%s  ok%s\n", prefix, paren(detail))
-			continue
-		}
-		if s.Apply == nil {
-			fmt.Fprintf(out, "%s  FAILED: %s\n", prefix, detail)
-			return res, fmt.Errorf("%s: %w: %s", s.Name, ErrNotConverged, detail)
-		}
-		t0 := time.Now()
-		if err := s.Apply(ctx); err != nil {
-			fmt.Fprintf(out, "%s  FAILED: %v\n", prefix, err)
-			return res, fmt.Errorf("%s: %w", s.Name, err)
-		}
-		res.Applied = append(res.Applied, s.Name)
-		done, after, err := s.Check(ctx)
-		if err == nil && !done {
-			err = fmt.Errorf("%w: %s", ErrNotConverged, after)
-		}
-		if err != nil {
-			fmt.Fprintf(out, "%s  FAILED after apply: %v\n", prefix, err)
-			return res, fmt.Errorf("%s: %w", s.Name, err)
-		}
-		fmt.Fprintf(out, "%s  done in %s%s\n", prefix, time.Since(t0).Round(time.Millisecond), paren(after))
 	}
 	return res, nil
+}
+
+// RetryFor bounds how long Run retries a step that fails with a
+// transient ZooKeeper error.
+var RetryFor = 30 * time.Second
+
+// runStep checks s and applies it if needed, printing its progress line.
+// applied says whether Apply succeeded.
+func runStep(ctx context.Context, out io.Writer, prefix string, s Step) (applied bool, err error) {
+	done, detail, err := s.Check(ctx)
+	if err != nil {
+		fmt.Fprintf(out, "%s  FAILED: %v\n", prefix, err)
+		return false, err
+	}
+	if done {
+		fmt.Fprintf(out, "%s  ok%s\n", prefix, paren(detail))
+		return false, nil
+	}
+	if s.Apply == nil {
+		fmt.Fprintf(out, "%s  FAILED: %s\n", prefix, detail)
+		return false, fmt.Errorf("%w: %s", ErrNotConverged, detail)
+	}
+	t0 := time.Now()
+	if err := s.Apply(ctx); err != nil {
+		fmt.Fprintf(out, "%s  FAILED: %v\n", prefix, err)
+		return false, err
+	}
+	done, after, err := s.Check(ctx)
+	if err == nil && !done {
+		err = fmt.Errorf("%w: %s", ErrNotConverged, after)
+	}
+	if err != nil {
+		fmt.Fprintf(out, "%s  FAILED after apply: %v\n", prefix, err)
+		return true, err
+	}
+	fmt.Fprintf(out, "%s  done in %s%s\n", prefix, time.Since(t0).Round(time.Millisecond), paren(after))
+	return true, nil
 }
 
 func paren(s string) string {

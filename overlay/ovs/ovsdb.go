@@ -2,6 +2,7 @@ package ovs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -167,8 +168,14 @@ func (d *Dataplane) commit(ctx context.Context, t *txn, st *dbState) error {
 	if err != nil {
 		return fmt.Errorf("%w: OVSDB transaction: %w", overlay.ErrUnavailable, err)
 	}
-	if _, err := ovsdb.CheckOperationResults(res, t.ops); err != nil {
-		return fmt.Errorf("ovs: OVSDB transaction failed: %w", err)
+	if opErrs, err := ovsdb.CheckOperationResults(res, t.ops); err != nil {
+		// Keep the per-operation errors (typed: constraint violation, …)
+		// reachable with errors.As.
+		all := []error{err}
+		for _, e := range opErrs {
+			all = append(all, e)
+		}
+		return fmt.Errorf("ovs: OVSDB transaction failed: %w", errors.Join(all...))
 	}
 	if len(res) <= sel || len(res[sel].Rows) != 1 {
 		return fmt.Errorf("ovs: OVSDB transaction: no next_cfg in the result")

@@ -2,9 +2,11 @@ package ovs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/client"
 	"github.com/ovn-kubernetes/libovsdb/model"
@@ -84,11 +86,27 @@ func (d *Dataplane) EnsurePort(ctx context.Context, p overlay.Port) (st overlay.
 			return st, fmt.Errorf("%w: bridge %s missing", overlay.ErrUnavailable, d.cfg.Bridge)
 		}
 	}
-	if cur, ok := s.ports[p.Name]; ok && (!owned(cur.ExternalIDs) || cur.ExternalIDs[KeyKind] != kindPort) {
-		return st, fmt.Errorf("%w: port %s", ErrForeign, p.Name)
-	}
-	if err := d.writePort(ctx, c, s, d.wantPorts(one)[p.Name]); err != nil {
-		return st, err
+	for attempt := 0; ; attempt++ {
+		if cur, ok := s.ports[p.Name]; ok && (!owned(cur.ExternalIDs) || cur.ExternalIDs[KeyKind] != kindPort) {
+			return st, fmt.Errorf("%w: port %s", ErrForeign, p.Name)
+		}
+		err := d.writePort(ctx, c, s, d.wantPorts(one)[p.Name])
+		if err == nil {
+			break
+		}
+		var cv *ovsdb.ConstraintViolation
+		if attempt > 0 || !errors.As(err, &cv) {
+			return st, err
+		}
+		// Someone else (ovs-vsctl, another tool) added a row with this
+		// name after our cache was read: the server refused our insert.
+		// Wait until the cache shows it, then judge it like any
+		// existing port.
+		seen, werr := d.waitPortSeen(ctx, c, p.Name)
+		if werr != nil {
+			return st, err
+		}
+		s = seen
 	}
 	if merged != nil {
 		d.mu.Lock()
@@ -107,6 +125,34 @@ func (d *Dataplane) EnsurePort(ctx context.Context, p overlay.Port) (st overlay.
 		}
 	}
 	return st, fmt.Errorf("%w: %s: no port row after the transaction", ErrPort, p.Name)
+}
+
+// portSeenWait bounds how long EnsurePort waits for its OVSDB cache to
+// show a port the server says exists.
+const portSeenWait = 2 * time.Second
+
+// waitPortSeen waits (on cache change notifications) until the cache
+// holds a port called name anywhere, and returns the state read then.
+func (d *Dataplane) waitPortSeen(ctx context.Context, c client.Client, name string) (*dbState, error) {
+	timer := time.NewTimer(portSeenWait)
+	defer timer.Stop()
+	for {
+		ch := d.dbChanged.wait()
+		s, err := d.readState(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := s.allPorts[name]; ok {
+			return s, nil
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return nil, fmt.Errorf("ovs: port %s not in the OVSDB cache after %s", name, portSeenWait)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // writePort creates or updates one port's rows, like syncPorts does for
