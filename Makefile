@@ -25,9 +25,10 @@ deps: ## install the Debian packages the tests and demo need (no-op when present
 	@$(GO) mod download
 
 .PHONY: build
-build: ## build bin/musubi (static, CGO_ENABLED=0)
+build: ## build bin/musubi and bin/musubi-sge (static, CGO_ENABLED=0)
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/musubi ./cmd/musubi
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/musubi-sge ./cmd/musubi-sge
 
 .PHONY: test
 test: deps ## run every test tier this machine supports (unit, integration, e2e)

@@ -112,6 +112,7 @@ func runImageBuild(ctx context.Context, env *cliEnv, fs *flag.FlagSet, store *st
 	modules := fs.String("modules", strings.Join(image.DefaultModules, ","), "kernel modules for the initramfs, comma-separated (dependencies added)")
 	busybox := fs.String("busybox", image.DefaultBusybox, "statically linked busybox (busybox-static)")
 	agent := fs.String("agent", "", "statically linked musubi binary (default: this one, if static)")
+	sgeBin := fs.String("sge", "", "statically linked musubi-sge binary for qsub, qstat, ... (default: the one beside the agent binary, if any; else the commands are symlinks to the agent)")
 	payload := fs.String("payload", "", "application programs to copy with their libraries, comma-separated (e.g. /usr/bin/vina)")
 	rootSize := fs.String("root-size", "", "root file system size, e.g. 512M (default: the content plus room, at least 256M)")
 	out := fs.String("out", "", "build into this new directory instead of the store")
@@ -123,7 +124,7 @@ func runImageBuild(ctx context.Context, env *cliEnv, fs *flag.FlagSet, store *st
 		fmt.Fprintf(env.stderr, "musubi image build: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	cfg := image.Config{KernelPackage: *kernel, Busybox: *busybox, Agent: *agent}
+	cfg := image.Config{KernelPackage: *kernel, Busybox: *busybox, Agent: *agent, SGE: *sgeBin}
 	for _, m := range strings.Split(*modules, ",") {
 		if m = strings.TrimSpace(m); m != "" {
 			cfg.Modules = append(cfg.Modules, m)
@@ -166,6 +167,13 @@ func runImageBuild(ctx context.Context, env *cliEnv, fs *flag.FlagSet, store *st
 				"Build a static one (CGO_ENABLED=0 go build -o musubi-static ./cmd/musubi) and pass --agent musubi-static.")
 		}
 		cfg.Agent = self
+	}
+	if cfg.SGE == "" {
+		// The lean Grid Engine commands beside the agent, as make build
+		// leaves them.
+		if lean := filepath.Join(filepath.Dir(cfg.Agent), leanSGE); image.StaticELF(lean) == nil {
+			cfg.SGE = lean
+		}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {

@@ -157,3 +157,30 @@ func TestEveryPackageHasDoc(t *testing.T) {
 		}
 	}
 }
+
+// The Grid Engine commands run as short-lived processes (a qsub per job
+// from shell loops), so the lean binary links only what they need: every
+// package linked costs start-up time (init functions, page faults).
+// Anything outside the standard library and these musubi packages is a
+// regression of qsub's speed.
+func TestSGECommandsStayLean(t *testing.T) {
+	allowed := []string{"cmd/musubi-sge", "node/sgecli", "node/agentapi", "jobqueue", "coord", "internal/version"}
+	found := false
+	for _, p := range listPackages(t) {
+		if rel(p.ImportPath) != "cmd/musubi-sge" {
+			continue
+		}
+		found = true
+		for _, dep := range p.Deps {
+			if !strings.Contains(strings.SplitN(dep, "/", 2)[0], ".") {
+				continue // standard library
+			}
+			if !strings.HasPrefix(dep, module+"/") || !under(dep, allowed...) {
+				t.Errorf("cmd/musubi-sge links %s: keep the Grid Engine commands' binary lean", dep)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("cmd/musubi-sge not found: the name in this test is stale")
+	}
+}

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/musubi-fabric/musubi/jobqueue/sge"
 )
 
 // Defaults of a build.
@@ -68,6 +70,11 @@ type Config struct {
 	// Agent is the statically linked musubi binary (CGO_ENABLED=0);
 	// required.
 	Agent string
+	// SGE is the lean Grid Engine command binary (a CGO_ENABLED=0 build of
+	// ./cmd/musubi-sge), installed as SGEPath; qsub, qstat, ... in
+	// /usr/bin are symlinks to it, or to the agent binary when SGE is
+	// empty.
+	SGE string
 	// Payload lists application programs (absolute paths) copied into the
 	// root file system with the shared libraries they load.
 	Payload []string
@@ -167,6 +174,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%w: path %q (absolute, clean, letters, digits and ._+@- only)", ErrInvalid, p)
 		}
 	}
+	if c.SGE != "" && (!safePath.MatchString(c.SGE) || path.Clean(c.SGE) != c.SGE) {
+		return fmt.Errorf("%w: path %q (absolute, clean, letters, digits and ._+@- only)", ErrInvalid, c.SGE)
+	}
 	if c.Epoch < 0 || c.Epoch > 1<<32-1 {
 		return fmt.Errorf("%w: epoch %d", ErrInvalid, c.Epoch)
 	}
@@ -219,7 +229,11 @@ func Build(ctx context.Context, cfg Config, outDir string) (*Manifest, error) {
 	if ents, err := os.ReadDir(outDir); err != nil || len(ents) > 0 {
 		return nil, fmt.Errorf("%w: output directory %s is not empty", ErrInvalid, outDir)
 	}
-	for _, f := range []string{cfg.Agent, cfg.Busybox} {
+	static := []string{cfg.Agent, cfg.Busybox}
+	if cfg.SGE != "" {
+		static = append(static, cfg.SGE)
+	}
+	for _, f := range static {
 		if err := StaticELF(f); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("%w: %s", ErrMissing, f)
@@ -512,6 +526,18 @@ func (b *builder) rootfs(ctx context.Context) (int64, error) {
 	}
 	if err := b.stageInput(b.cfg.Agent, AgentPath, 0o755); err != nil {
 		return 0, err
+	}
+	sgeTarget := path.Base(AgentPath)
+	if b.cfg.SGE != "" {
+		if err := b.stageInput(b.cfg.SGE, SGEPath, 0o755); err != nil {
+			return 0, err
+		}
+		sgeTarget = path.Base(SGEPath)
+	}
+	for _, name := range sge.Commands {
+		if err := os.Symlink(sgeTarget, filepath.Join(b.stage, path.Dir(SGEPath), name)); err != nil {
+			return 0, fmt.Errorf("image: %w", err)
+		}
 	}
 	for name, text := range map[string]string{"/sbin/musubi-setup": setup, "/sbin/musubi-agent": agentRun} {
 		if err := b.stageFile(name, []byte(text), 0o755); err != nil {

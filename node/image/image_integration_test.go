@@ -27,15 +27,17 @@ func TestImageRunsItsPrograms(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	agent := filepath.Join(dir, "musubi")
+	agent, lean := filepath.Join(dir, "musubi"), filepath.Join(dir, "musubi-sge")
 	_, file, _, _ := runtime.Caller(0)
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", agent, "./cmd/musubi")
-	build.Dir = filepath.Join(filepath.Dir(file), "..", "..")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Skipf("skipping: cannot build the static agent here: %v\n%s", err, out)
+	for out, pkg := range map[string]string{agent: "./cmd/musubi", lean: "./cmd/musubi-sge"} {
+		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, pkg)
+		build.Dir = filepath.Join(filepath.Dir(file), "..", "..")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if msg, err := build.CombinedOutput(); err != nil {
+			t.Skipf("skipping: cannot build %s statically here: %v\n%s", pkg, err, msg)
+		}
 	}
-	m, err := Build(ctx, Config{Agent: agent, Payload: payload()}, filepath.Join(dir, "img"))
+	m, err := Build(ctx, Config{Agent: agent, SGE: lean, Payload: payload()}, filepath.Join(dir, "img"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,12 +57,18 @@ func TestImageRunsItsPrograms(t *testing.T) {
 		{"/usr/bin/vina", "--version"},
 		{AgentPath, "version"},
 		{"/bin/sh", "-c", "test -x /sbin/init && test -x /sbin/musubi-setup && echo ok"},
+		// The Grid Engine commands: symlinks to the lean binary.
+		{"/bin/sh", "-c", "readlink /usr/bin/qsub && readlink /usr/bin/qacct"},
+		{"/usr/bin/qsub", "-help"},
 	} {
 		out, err := exec.CommandContext(ctx, "chroot", append([]string{mnt}, c...)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("chroot %v: %v\n%s", c, err, out)
 		}
 		t.Logf("%s: %s", c[0], strings.TrimSpace(string(out)))
+		if c[0] == "/bin/sh" && strings.Contains(c[2], "readlink") && string(out) != "musubi-sge\nmusubi-sge\n" {
+			t.Errorf("qsub, qacct link to %q, want musubi-sge", out)
+		}
 	}
 	t.Logf("image %s: %d inputs from %d packages", m.ID, len(m.Inputs), len(m.Packages))
 }

@@ -15,6 +15,10 @@ const BootLog = "/var/lib/musubi/boots"
 // AgentPath is where the agent binary lives in the root file system.
 const AgentPath = "/usr/bin/musubi"
 
+// SGEPath is where the lean Grid Engine command binary goes; qsub, qstat,
+// ... beside it are symlinks to it.
+const SGEPath = "/usr/bin/musubi-sge"
+
 // stage1 is the initramfs's /init: drivers, root disk, switch_root.
 const stage1 = `#!/bin/busybox sh
 # musubi node image, stage 1 (initramfs): load the drivers the root disk and

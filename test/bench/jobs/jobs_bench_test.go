@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -336,23 +337,32 @@ func startMusubi(t *testing.T) *musubi {
 		t.Fatal(err)
 	}
 	m := &musubi{t: t, work: work, bin: filepath.Join(work, "bin"), socket: filepath.Join(work, "agent.sock")}
-	// The binary under test, built like make build (or a given one, to
-	// compare builds back to back).
+	// The binaries under test, built like make build (or given ones, to
+	// compare builds back to back): musubi and the lean musubi-sge the
+	// qsub symlinks point to.
 	exe := filepath.Join(work, "musubi")
 	if bin := os.Getenv("MUSUBI_BENCH_BIN"); bin != "" {
-		data, err := os.ReadFile(bin)
-		if err == nil {
-			err = os.WriteFile(exe, data, 0o755)
-		}
-		if err != nil {
-			t.Fatalf("MUSUBI_BENCH_BIN: %v", err)
+		for _, name := range []string{"musubi", "musubi-sge"} {
+			src := filepath.Join(filepath.Dir(bin), name)
+			if name == "musubi" {
+				src = bin
+			}
+			data, err := os.ReadFile(src)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(work, name), data, 0o755)
+			}
+			if err != nil && !(name == "musubi-sge" && errors.Is(err, fs.ErrNotExist)) {
+				t.Fatalf("MUSUBI_BENCH_BIN: %v", err)
+			}
 		}
 	} else {
-		build := exec.Command("go", "build", "-trimpath", "-o", exe, "./cmd/musubi")
-		build.Dir = repoRoot()
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("go build: %v\n%s", err, out)
+		for _, name := range []string{"musubi", "musubi-sge"} {
+			build := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(work, name), "./cmd/"+name)
+			build.Dir = repoRoot()
+			build.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := build.CombinedOutput(); err != nil {
+				t.Fatalf("go build %s: %v\n%s", name, err, out)
+			}
 		}
 	}
 	if out, err := exec.Command(exe, "install-cli", "--dir", m.bin).CombinedOutput(); err != nil {
