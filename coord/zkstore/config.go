@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -37,6 +39,8 @@ const (
 type Config struct {
 	// Servers are the ensemble's client addresses, host:port, tried in this
 	// order (after LocalServer). The order is kept: put nearby servers first.
+	// "unix:/absolute/path" names a unix socket that relays to a server
+	// (a node without a route to the ensemble, see node/zkrelay).
 	Servers []string
 	// LocalServer is this site's server, tried first on every (re)connect.
 	// Optional; it need not be repeated in Servers.
@@ -151,12 +155,33 @@ func (c Config) resolve() (resolved, error) {
 		r.logger = slog.New(slog.DiscardHandler)
 	}
 	if r.dialer == nil {
-		r.dialer = net.DialTimeout
+		r.dialer = dial
 	}
 	return r, nil
 }
 
+// UnixPrefix starts a server address that is a unix socket.
+const UnixPrefix = "unix:"
+
+// dial connects to a server: TCP, or a unix socket for a "unix:" address.
+func dial(network, addr string, timeout time.Duration) (net.Conn, error) {
+	if p, ok := strings.CutPrefix(addr, UnixPrefix); ok {
+		return net.DialTimeout("unix", p, timeout)
+	}
+	return net.DialTimeout(network, addr, timeout)
+}
+
+// ValidServer checks a server address of Config.Servers: host:port, or
+// unix:/absolute/path. It does no I/O.
+func ValidServer(s string) error { return validAddr(s) }
+
 func validAddr(s string) error {
+	if p, ok := strings.CutPrefix(s, UnixPrefix); ok {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p {
+			return fmt.Errorf("%w: server %q: want unix:/absolute/path", ErrBadConfig, s)
+		}
+		return nil
+	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return fmt.Errorf("%w: server %q: %w", ErrBadConfig, s, err)

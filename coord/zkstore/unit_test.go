@@ -55,16 +55,21 @@ func TestConfigResolve(t *testing.T) {
 	if r.root != "" || len(r.acl) != 1 || r.acl[0].Scheme != "world" {
 		t.Errorf("root %q acl %+v: want no chroot, world ACL", r.root, r.acl)
 	}
+	if _, err := (Config{Servers: []string{"unix:/run/musubi/zk-1.sock", "h1:1"}}).resolve(); err != nil {
+		t.Errorf("a unix socket relay as a server: %v", err)
+	}
 	for name, c := range map[string]Config{
-		"no servers":   {},
-		"no port":      {Servers: []string{"h1"}},
-		"bad port":     {Servers: []string{"h1:x"}},
-		"bad local":    {Servers: []string{"h1:1"}, LocalServer: ":1"},
-		"bad root":     {Servers: []string{"h1:1"}, Root: "musubi/"},
-		"bad cred":     {Servers: []string{"h1:1"}, Credentials: []coord.Credential{{User: "a:b", Password: "p"}}},
-		"empty acl":    {Servers: []string{"h1:1"}, DefaultACL: []coord.ACL{}},
-		"neg backoff":  {Servers: []string{"h1:1"}, ReconnectBackoff: -1},
-		"tiny timeout": {Servers: []string{"h1:1"}, SessionTimeout: time.Microsecond},
+		"no servers":    {},
+		"no port":       {Servers: []string{"h1"}},
+		"bad port":      {Servers: []string{"h1:x"}},
+		"bad local":     {Servers: []string{"h1:1"}, LocalServer: ":1"},
+		"bad root":      {Servers: []string{"h1:1"}, Root: "musubi/"},
+		"bad cred":      {Servers: []string{"h1:1"}, Credentials: []coord.Credential{{User: "a:b", Password: "p"}}},
+		"empty acl":     {Servers: []string{"h1:1"}, DefaultACL: []coord.ACL{}},
+		"neg backoff":   {Servers: []string{"h1:1"}, ReconnectBackoff: -1},
+		"tiny timeout":  {Servers: []string{"h1:1"}, SessionTimeout: time.Microsecond},
+		"relative unix": {Servers: []string{"unix:relay/zk-1.sock"}},
+		"unclean unix":  {Servers: []string{"unix:/run/../zk.sock"}},
 	} {
 		if _, err := c.resolve(); !errors.Is(err, ErrBadConfig) {
 			t.Errorf("%s: err %v, want ErrBadConfig", name, err)

@@ -84,6 +84,16 @@ func DefaultConfig() Config {
 	return c
 }
 
+// validServer accepts what coord/zkstore dials: host:port, or
+// unix:/absolute/path (a relay to the ensemble, node/zkrelay).
+func validServer(s string) bool {
+	if p, ok := strings.CutPrefix(s, "unix:"); ok {
+		return filepath.IsAbs(p) && filepath.Clean(p) == p
+	}
+	_, port, err := net.SplitHostPort(s)
+	return err == nil && port != ""
+}
+
 // Validate checks the configuration; it does no I/O.
 func (c *Config) Validate() error {
 	var errs []error
@@ -91,8 +101,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("no ZooKeeper server given (--zk host:port[,host:port...])"))
 	}
 	for _, s := range c.ZK {
-		if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
-			errs = append(errs, fmt.Errorf("ZooKeeper server %q: want host:port", s))
+		if !validServer(s) {
+			errs = append(errs, fmt.Errorf("ZooKeeper server %q: want host:port or unix:/absolute/path", s))
 		}
 	}
 	if c.Root == "" {
