@@ -75,7 +75,11 @@ func runPeer(ctx context.Context, env *cliEnv, args []string) int {
 		return exitOK
 	}
 	log := newLogger(env, cfg.Log)
-	p, err := peer.New(cfg, peer.Options{Logger: log, Version: version.String()})
+	opts := peer.Options{Logger: log, Version: version.String()}
+	if pr := cfg.Provision; pr.Enabled {
+		opts.Plugins = append(opts.Plugins, peer.LifecyclePlugin(peer.LifecycleOptionsFrom(cfg)))
+	}
+	p, err := peer.New(cfg, opts)
 	if err != nil {
 		return fail(env, "peer", err, "Nothing was started. Fix the problem above and start the peer again.")
 	}

@@ -44,6 +44,9 @@ type Config struct {
 	// Overlay is the overlay controller (optional: off by default, so a
 	// peer runs without Open vSwitch).
 	Overlay Overlay `json:"overlay"`
+	// Provision runs the provisioner: this site's share of every virtual
+	// cluster built at its window's start and torn down at its end.
+	Provision Provision `json:"provision"`
 	// Hosts are this site's compute hosts, registered in the federation's
 	// resource timetable at start.
 	Hosts []Host `json:"hosts,omitempty"`
@@ -116,6 +119,50 @@ type Overlay struct {
 	// Probe measures link RTTs with ICMP echo (needs CAP_NET_RAW) for the
 	// links/ costs; without it every link has the same cost.
 	Probe bool `json:"probe,omitempty"`
+}
+
+// Provision configures the provisioner (node/lifecycle through
+// node/peer.LifecyclePlugin). It needs the overlay's OVSDB and bridge for
+// the nodes' ports, and the site's hosts and storage hosts.
+type Provision struct {
+	// Enabled runs the provisioner.
+	Enabled bool `json:"enabled,omitempty"`
+	// StateDir holds secrets, volume clones, node state and the ZooKeeper
+	// relay's sockets (default /var/lib/musubi/provision; keep it short:
+	// unix sockets live under it).
+	StateDir string `json:"state_dir,omitempty"`
+	// Backend is the virtual node backend: "netns" (default) or "qemu".
+	Backend string `json:"backend,omitempty"`
+	// Accel is QEMU's accelerator: "auto" (default: KVM when usable),
+	// "kvm" or "tcg".
+	Accel string `json:"accel,omitempty"`
+	// ImagesDir is the site's node image store (default
+	// /var/lib/musubi/images).
+	ImagesDir string `json:"images_dir,omitempty"`
+	// Subnet addresses the nodes on their VC's network (default
+	// 10.64.0.0/16).
+	Subnet string `json:"subnet,omitempty"`
+	// Tgt is the site's tgtd: management socket and iSCSI portal.
+	Tgt TgtEndpoint `json:"tgt"`
+	// VolumeBackend is how node volumes are cloned: "file" (sparse
+	// clone), "qcow2" or "lvm"; empty chooses.
+	VolumeBackend string `json:"volume_backend,omitempty"`
+	// VolumeGroup is the LVM volume group of the "lvm" backend.
+	VolumeGroup string `json:"volume_group,omitempty"`
+	// Agent is the command a netns node runs (default: this binary's
+	// "agent").
+	Agent []string `json:"agent,omitempty"`
+	// ReadyOnConsole counts a node ready on its console marker instead of
+	// its agent's registration in ZooKeeper.
+	ReadyOnConsole bool `json:"ready_on_console,omitempty"`
+	// Parallel bounds the nodes built at once (default 4).
+	Parallel int `json:"parallel,omitempty"`
+}
+
+// TgtEndpoint is a tgtd's management socket and iSCSI portal.
+type TgtEndpoint struct {
+	Socket string `json:"socket,omitempty"`
+	Portal string `json:"portal,omitempty"`
 }
 
 // Host is a compute host of this site and its capacity.
@@ -234,6 +281,18 @@ const Example = `{
     "bridge": "br-int",
     "datapath_type": "netdev",
     "probe": true
+  },
+  "provision": {
+    "enabled": true,
+    "state_dir": "/var/lib/musubi/provision",
+    "backend": "qemu",
+    "accel": "auto",
+    "images_dir": "/var/lib/musubi/images",
+    "subnet": "10.64.0.0/16",
+    "tgt": {"socket": "/var/run/tgtd/socket.0", "portal": "192.0.2.10:3260"},
+    "volume_backend": "lvm",
+    "volume_group": "musubi",
+    "parallel": 4
   },
   "hosts": [{"name": "site1-h1", "memory_mib": 65536, "vcpus": 32}],
   "storage": [{"name": "site1-s1", "bytes": 1099511627776}],

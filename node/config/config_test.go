@@ -135,7 +135,9 @@ func TestValidationNamesEveryProblem(t *testing.T) {
   "zookeeper": {"servers": ["nohost"], "session_timeout": "1ms"},
   "api": {"listen": "0.0.0.0:7443", "tls_cert": "/c.pem"},
   "overlay": {"enabled": true, "datapath_type": "kernel"},
+  "provision": {"enabled": true, "backend": "xen", "subnet": "10.0.0.0/30", "tgt": {"socket": "sock", "portal": "x"}},
   "hosts": [{"name": "h1", "memory_mib": 0, "vcpus": 1}, {"name": "h1", "memory_mib": 1, "vcpus": 1}],
+  "storage": [{"name": "s1", "bytes": 1}],
   "log": {"level": "loud"}
 }`, 0o644)
 	_, err := config.Load(parse(t, "--config", path), nil)
@@ -152,6 +154,10 @@ func TestValidationNamesEveryProblem(t *testing.T) {
 		`gateway (--gateway, MUSUBI_GATEWAY): required with the overlay`,
 		`hosts[0]: host "h1": memory_mib 0`,
 		`hosts[1]: host "h1" is listed twice`,
+		`provision.backend (--node-backend, MUSUBI_NODE_BACKEND): "xen"`,
+		`provision.subnet: "10.0.0.0/30"`,
+		`provision.tgt.socket: "sock"`,
+		`provision.tgt.portal: "x"`,
 		`log.level`,
 	} {
 		if !strings.Contains(msg, want) {

@@ -135,6 +135,9 @@ var settings = []setting{
 	{field: "overlay.bridge", flag: "bridge", env: "MUSUBI_BRIDGE", usage: "the integration bridge", set: str(func(c *Config) *string { return &c.Overlay.Bridge })},
 	{field: "overlay.datapath_type", flag: "datapath-type", env: "MUSUBI_DATAPATH_TYPE", usage: "bridge datapath: netdev (userspace) or system (kernel)", set: str(func(c *Config) *string { return &c.Overlay.DatapathType })},
 	{field: "overlay.probe", flag: "probe", env: "MUSUBI_PROBE", boolean: true, usage: "measure link RTTs with ICMP echo for link costs", set: boolean(func(c *Config) *bool { return &c.Overlay.Probe })},
+	{field: "provision.enabled", flag: "provision", env: "MUSUBI_PROVISION", boolean: true, usage: "run the provisioner: build this site's virtual nodes in their windows (needs the overlay, hosts and tgtd)", set: boolean(func(c *Config) *bool { return &c.Provision.Enabled })},
+	{field: "provision.backend", flag: "node-backend", env: "MUSUBI_NODE_BACKEND", usage: "virtual node backend: netns or qemu", set: str(func(c *Config) *string { return &c.Provision.Backend })},
+	{field: "provision.state_dir", flag: "provision-dir", env: "MUSUBI_PROVISION_DIR", usage: "the provisioner's state directory", set: str(func(c *Config) *string { return &c.Provision.StateDir })},
 	{field: "hosts", flag: "host", env: "MUSUBI_HOSTS", usage: "compute hosts of this site, NAME:MEMORY:VCPUS (memory like 64G), comma-separated", set: func(c *Config, v string) error {
 		var hs []Host
 		for _, item := range list(v) {

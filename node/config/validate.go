@@ -106,6 +106,52 @@ func (c Config) Validate() error {
 		}
 	}
 
+	if pr := c.Provision; pr.Enabled {
+		if !c.Overlay.Enabled {
+			bad("provision.enabled", "the provisioner attaches nodes to the overlay's bridge: enable the overlay too (overlay.enabled)")
+		}
+		if len(c.Hosts) == 0 {
+			bad("hosts", "required with the provisioner: list this site's compute hosts (name, memory_mib, vcpus)")
+		}
+		if pr.StateDir != "" && !strings.HasPrefix(pr.StateDir, "/") {
+			bad("provision.state_dir", "%q: want an absolute path", pr.StateDir)
+		}
+		if pr.ImagesDir != "" && !strings.HasPrefix(pr.ImagesDir, "/") {
+			bad("provision.images_dir", "%q: want an absolute path", pr.ImagesDir)
+		}
+		switch pr.Backend {
+		case "", "netns", "qemu":
+		default:
+			bad("provision.backend", "%q: want netns or qemu", pr.Backend)
+		}
+		switch pr.Accel {
+		case "", "auto", "kvm", "tcg":
+		default:
+			bad("provision.accel", "%q: want auto, kvm or tcg", pr.Accel)
+		}
+		if pr.Subnet != "" {
+			if p, err := netip.ParsePrefix(pr.Subnet); err != nil || !p.Addr().Is4() || p.Bits() > 24 {
+				bad("provision.subnet", "%q: want an IPv4 prefix of /24 or wider, e.g. 10.64.0.0/16", pr.Subnet)
+			}
+		}
+		switch pr.VolumeBackend {
+		case "", "file", "qcow2", "lvm":
+		default:
+			bad("provision.volume_backend", "%q: want file, qcow2 or lvm (or leave it empty to choose)", pr.VolumeBackend)
+		}
+		if len(c.Storage) > 0 {
+			if !strings.HasPrefix(pr.Tgt.Socket, "/") {
+				bad("provision.tgt.socket", "%q: want the absolute path of tgtd's management socket", pr.Tgt.Socket)
+			}
+			if err := hostPort(pr.Tgt.Portal, false); err != nil {
+				bad("provision.tgt.portal", "%q: %v", pr.Tgt.Portal, err)
+			}
+		}
+		if pr.Parallel < 0 || pr.Parallel > 64 {
+			bad("provision.parallel", "%d: want 0 (default) to 64", pr.Parallel)
+		}
+	}
+
 	seen := map[string]bool{}
 	for i, h := range c.Hosts {
 		f := fmt.Sprintf("hosts[%d]", i)

@@ -122,6 +122,11 @@ type Config struct {
 	// Agent is the agent command of a netns node (its Env is merged with
 	// the reconciler's MUSUBI_* variables). Nil: DefaultAgent.
 	Agent func(n NodePlan) vm.Agent
+	// AgentSecret returns the credentials file (vcacl.AgentSecret's file
+	// form) for the agents of a VC's netns nodes: written per node under
+	// the secrets directory (mode 0600), passed as MUSUBI_AGENT_SECRET and
+	// removed with the node. Nil: agents get no credentials.
+	AgentSecret func(vc string) ([]byte, error)
 	// StateDir holds the reconciler's files: the CHAP secrets
 	// (<StateDir>/secrets, mode 0700, files 0600).
 	StateDir string

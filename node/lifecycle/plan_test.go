@@ -112,8 +112,20 @@ func TestSecrets(t *testing.T) {
 			t.Errorf("%s: mode %v, %v; want %v", p, fi.Mode().Perm(), err, want)
 		}
 	}
-	if l, _ := s.List(); len(l) != 1 || l[0] != "vc/n0" {
+	// An agent's credentials file sits beside the CHAP secret, and one
+	// alone (a crash between the two) still lists its node.
+	p, err := s.SaveAgent("vc", "n0", []byte("creds\n"))
+	if fi, serr := os.Stat(p); err != nil || serr != nil || fi.Mode().Perm() != 0o600 || filepath.Dir(p) != filepath.Join(s.Dir, "vc") {
+		t.Errorf("agent secret %s: %v, %v", p, err, serr)
+	}
+	if _, err := s.SaveAgent("vc", "n1", []byte("creds\n")); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.List(); len(l) != 2 || l[0] != "vc/n0" || l[1] != "vc/n1" {
 		t.Errorf("list %v", l)
+	}
+	if err := s.Delete("vc", "n1"); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.Delete("vc", "n0"); err != nil {
 		t.Fatal(err)

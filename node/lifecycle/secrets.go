@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -14,7 +15,8 @@ import (
 )
 
 // Secrets keeps the volumes' CHAP secrets in files of mode 0600 under a
-// directory of mode 0700: <Dir>/<vc>/<node>.chap. A secret is written
+// directory of mode 0700: <Dir>/<vc>/<node>.chap (and a netns node's agent
+// credentials in <node>.agent). A secret is written
 // (atomically) as soon as the volume driver returns it and deleted with
 // the volume; it never goes to ZooKeeper or to a log.
 type Secrets struct {
@@ -63,6 +65,27 @@ func (s Secrets) Save(vc, node, secret string) error {
 	if !provision.ValidSecret(secret) {
 		return fmt.Errorf("lifecycle: secret of %s/%s is malformed (%d characters)", vc, node, len(secret))
 	}
+	// No newline: the file is a QEMU secret object as is.
+	return s.write(vc, node, s.path(vc, node), []byte(secret))
+}
+
+// SaveAgent stores the credentials file of vc/node's agent
+// (vcacl.AgentSecret's file form) beside its CHAP secret, and returns its
+// path. Delete removes it with the CHAP secret.
+func (s Secrets) SaveAgent(vc, node string, data []byte) (string, error) {
+	if err := checkVolName(vc, node); err != nil {
+		return "", err
+	}
+	p := s.agentPath(vc, node)
+	return p, s.write(vc, node, p, data)
+}
+
+func (s Secrets) agentPath(vc, node string) string { return filepath.Join(s.Dir, vc, node+agentExt) }
+
+const agentExt = ".agent"
+
+// write writes a file of mode 0600 atomically under the VC's directory.
+func (s Secrets) write(vc, node, path string, data []byte) error {
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return fmt.Errorf("lifecycle: secrets: %w", err)
 	}
@@ -78,14 +101,14 @@ func (s Secrets) Save(vc, node, secret string) error {
 		return fmt.Errorf("lifecycle: secrets: %w", err)
 	}
 	tmp := f.Name()
-	_, werr := f.WriteString(secret) // no newline: the file is a QEMU secret object as is
+	_, werr := f.Write(data)
 	serr := f.Sync()
 	cerr := f.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("lifecycle: secret of %s/%s: %w", vc, node, err)
 	}
-	if err := os.Rename(tmp, s.path(vc, node)); err != nil {
+	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("lifecycle: secret of %s/%s: %w", vc, node, err)
 	}
@@ -97,8 +120,10 @@ func (s Secrets) Delete(vc, node string) error {
 	if err := checkVolName(vc, node); err != nil {
 		return err
 	}
-	if err := os.Remove(s.path(vc, node)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("lifecycle: secret of %s/%s: %w", vc, node, err)
+	for _, p := range []string{s.path(vc, node), s.agentPath(vc, node)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("lifecycle: secret of %s/%s: %w", vc, node, err)
+		}
 	}
 	s.removeVCDir(vc)
 	return nil
@@ -143,7 +168,10 @@ func (s Secrets) List() ([]string, error) {
 		}
 		for _, f := range files {
 			node, ok := strings.CutSuffix(f.Name(), secretExt)
-			if ok && coord.ValidName(node) == nil {
+			if !ok {
+				node, ok = strings.CutSuffix(f.Name(), agentExt)
+			}
+			if ok && coord.ValidName(node) == nil && !slices.Contains(out, v.Name()+"/"+node) {
 				out = append(out, v.Name()+"/"+node)
 			}
 		}

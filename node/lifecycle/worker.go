@@ -284,6 +284,17 @@ func (r *Reconciler) buildNode(ctx context.Context, n NodePlan, img Image) error
 		}
 		spec.Agent.Env["MUSUBI_SITE"] = r.cfg.Site
 		spec.Agent.Env["MUSUBI_IP"] = n.Addr.String()
+		if r.cfg.AgentSecret != nil {
+			data, err := r.cfg.AgentSecret(n.VC)
+			if err != nil {
+				return fmt.Errorf("lifecycle: credentials of %s's agents: %w", n.VC, err)
+			}
+			path, err := r.secrets.SaveAgent(n.VC, n.Node, data)
+			if err != nil {
+				return err
+			}
+			spec.Agent.Env["MUSUBI_AGENT_SECRET"] = path
+		}
 		if vol != nil {
 			if r.cfg.Attacher == nil {
 				return fmt.Errorf("%w: %s backend needs an attacher for the node's volume", ErrAttach, backend.Kind())

@@ -2,12 +2,14 @@ package peer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/musubi-fabric/musubi/node/config"
 	"github.com/musubi-fabric/musubi/node/image"
 	"github.com/musubi-fabric/musubi/node/lifecycle"
 	"github.com/musubi-fabric/musubi/node/provision"
@@ -15,6 +17,7 @@ import (
 	"github.com/musubi-fabric/musubi/node/provision/vm"
 	"github.com/musubi-fabric/musubi/node/provision/vm/netns"
 	"github.com/musubi-fabric/musubi/node/provision/vm/qemu"
+	"github.com/musubi-fabric/musubi/node/zkrelay"
 )
 
 // LifecycleOptions configure the provisioner subsystem: the lifecycle
@@ -50,8 +53,10 @@ type LifecycleOptions struct {
 	// lifecycle.DefaultSubnet).
 	Subnet string
 	// Agent is the command a netns node runs (default: this binary's
-	// "agent", given the federation's ZooKeeper servers and chroot in
-	// MUSUBI_ZK and MUSUBI_ROOT).
+	// "agent"). It gets the federation's chroot in MUSUBI_ROOT, its VC's
+	// credentials in MUSUBI_AGENT_SECRET, and in MUSUBI_ZK the sockets of
+	// the ZooKeeper relay the provisioner serves under <StateDir>/zk
+	// (node/zkrelay): a node's namespace has no route to the ensemble.
 	Agent []string
 	// ReadyOnConsole makes a node ready once its log shows the node
 	// image's ready marker (lifecycle.LogReady) instead of once its agent
@@ -76,6 +81,21 @@ type TgtEndpoint struct {
 	Portal string
 }
 
+// LifecycleOptionsFrom are the provisioner's options of a peer
+// configuration's provision section.
+func LifecycleOptionsFrom(cfg config.Config) LifecycleOptions {
+	pr := cfg.Provision
+	o := LifecycleOptions{
+		StateDir: pr.StateDir, Backend: pr.Backend, ImagesDir: pr.ImagesDir, Subnet: pr.Subnet,
+		VolumeBackend: pr.VolumeBackend, VolumeGroup: pr.VolumeGroup, Agent: pr.Agent,
+		ReadyOnConsole: pr.ReadyOnConsole, Accel: pr.Accel, Parallel: pr.Parallel,
+	}
+	if pr.Tgt.Socket != "" {
+		o.Tgt = map[string]TgtEndpoint{"": {Socket: pr.Tgt.Socket, Portal: pr.Tgt.Portal}}
+	}
+	return o
+}
+
 // LifecyclePlugin is the provisioner as a peer subsystem: pass it in
 // Options.Plugins. It needs the site's hosts and storage hosts in the
 // peer's configuration and, for node ports, the overlay's OVSDB and
@@ -86,11 +106,9 @@ func LifecyclePlugin(o LifecycleOptions) Plugin {
 
 // lifecycleConfig wires the reconciler's configuration from the peer's
 // environment and o; it does no I/O but creating state directories.
-func lifecycleConfig(ctx context.Context, env Env, o LifecycleOptions) (lifecycle.Config, error) {
+func lifecycleConfig(ctx context.Context, env Env, o LifecycleOptions, relay *zkrelay.Relay) (lifecycle.Config, error) {
 	cfg := env.Config
-	if o.StateDir == "" {
-		o.StateDir = "/var/lib/musubi/provision"
-	}
+	o.StateDir = o.stateDir()
 	if o.ImagesDir == "" {
 		o.ImagesDir = "/var/lib/musubi/images"
 	}
@@ -158,7 +176,11 @@ func lifecycleConfig(ctx context.Context, env Env, o LifecycleOptions) (lifecycl
 	if err != nil {
 		return lifecycle.Config{}, err
 	}
-	agentEnv := map[string]string{"MUSUBI_ZK": strings.Join(cfg.ZooKeeper.Servers, ","), "MUSUBI_ROOT": cfg.Chroot()}
+	zkAddrs := agentServers(cfg.ZooKeeper.Local, cfg.ZooKeeper.Servers)
+	if relay != nil {
+		zkAddrs = relay.Addrs()
+	}
+	agentEnv := map[string]string{"MUSUBI_ZK": strings.Join(zkAddrs, ","), "MUSUBI_ROOT": cfg.Chroot()}
 	agent := func(n lifecycle.NodePlan) vm.Agent {
 		a := lifecycle.DefaultAgent(n)
 		if len(o.Agent) > 0 {
@@ -170,14 +192,51 @@ func lifecycleConfig(ctx context.Context, env Env, o LifecycleOptions) (lifecycl
 	return lifecycle.Config{
 		Site: cfg.Site, Store: env.Store, Backends: backends, Volumes: volumes, Attacher: att,
 		Ports: ports, PortGuard: guard, Images: lifecycle.ImagesFromStore(image.Store{Dir: o.ImagesDir}),
-		Agent: agent, StateDir: filepath.Join(o.StateDir, "lifecycle"), Network: net, Parallel: o.Parallel,
-		Logger: log,
+		Agent: agent, AgentSecret: env.AgentSecret, StateDir: filepath.Join(o.StateDir, "lifecycle"), Network: net,
+		Parallel: o.Parallel, Logger: log,
 	}, nil
+}
+
+// agentServers is the ensemble as agents should try it: the site's own
+// server first.
+func agentServers(local string, servers []string) []string {
+	out := []string{}
+	if local != "" {
+		out = append(out, local)
+	}
+	for _, s := range servers {
+		if s != local {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// nodeRelay is the ZooKeeper relay netns nodes' agents use (node/zkrelay):
+// their namespaces have no route to the ensemble.
+func nodeRelay(env Env, o LifecycleOptions) (*zkrelay.Relay, error) {
+	if o.Backend != "" && o.Backend != netns.Kind {
+		return nil, nil
+	}
+	cfg := env.Config
+	return zkrelay.New(zkrelay.Config{Dir: filepath.Join(o.stateDir(), "zk"),
+		Servers: agentServers(cfg.ZooKeeper.Local, cfg.ZooKeeper.Servers), Logger: env.Logger})
+}
+
+func (o LifecycleOptions) stateDir() string {
+	if o.StateDir == "" {
+		return "/var/lib/musubi/provision"
+	}
+	return o.StateDir
 }
 
 // runLifecycle is the provisioner subsystem's Run.
 func runLifecycle(ctx context.Context, env Env, o LifecycleOptions) error {
-	lc, err := lifecycleConfig(ctx, env, o)
+	relay, err := nodeRelay(env, o)
+	if err != nil {
+		return fmt.Errorf("lifecycle: %w", err)
+	}
+	lc, err := lifecycleConfig(ctx, env, o, relay)
 	if err != nil {
 		return err
 	}
@@ -185,10 +244,25 @@ func runLifecycle(ctx context.Context, env Env, o LifecycleOptions) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	relayDone := make(chan error, 1)
+	relayUp := make(chan struct{})
+	if relay != nil {
+		go func() { relayDone <- relay.Run(ctx, func() { close(relayUp) }) }()
+		select {
+		case <-relayUp:
+		case err := <-relayDone:
+			return fmt.Errorf("lifecycle: node relay: %w", err)
+		}
+	} else {
+		relayDone <- nil
+	}
 	env.Ready(true)
 	defer env.Ready(false)
 	start := time.Now()
 	err = r.Run(ctx)
 	env.Logger.Info("provisioner stopped", "ran", time.Since(start).Round(time.Second), "stats", fmt.Sprintf("%+v", r.Stats()))
-	return err
+	cancel()
+	return errors.Join(err, <-relayDone)
 }

@@ -41,6 +41,7 @@ import (
 	"github.com/musubi-fabric/musubi/node/api"
 	"github.com/musubi-fabric/musubi/node/config"
 	"github.com/musubi-fabric/musubi/node/metrics"
+	"github.com/musubi-fabric/musubi/node/vcacl"
 	"github.com/musubi-fabric/musubi/web"
 	"golang.org/x/sync/errgroup"
 )
@@ -63,6 +64,10 @@ type Env struct {
 	// Register writes this site's sites/ record and live/ node for the
 	// store's current session (idempotent).
 	Register func(ctx context.Context, st coord.Store) error
+	// AgentSecret returns the credentials file (vcacl.AgentSecret's form)
+	// for the agents of a VC; nil when the peer has no federation
+	// credential (no ACLs).
+	AgentSecret func(vc string) ([]byte, error)
 }
 
 // Plugin is an optional subsystem started once the session exists. Run
@@ -354,10 +359,24 @@ func (p *Peer) runPlugin(ctx context.Context, pl Plugin) error {
 	if err != nil {
 		return nil
 	}
-	return pl.Run(ctx, Env{
+	env := Env{
 		Config: p.cfg, Store: st, Logger: p.log.With("subsystem", pl.Name), Metrics: p.metrics,
 		Ready: func(ok bool) { p.setReady(pl.Name, ok) }, Register: p.register,
-	})
+	}
+	if len(p.creds) > 0 {
+		keys, err := vcacl.NewKeys(p.creds[0])
+		if err != nil {
+			return fmt.Errorf("peer: federation credential: %w", err)
+		}
+		env.AgentSecret = func(vc string) ([]byte, error) {
+			s, err := keys.AgentSecret(vc)
+			if err != nil {
+				return nil, err
+			}
+			return s.Marshal(), nil
+		}
+	}
+	return pl.Run(ctx, env)
 }
 
 // retry calls f until it succeeds or ctx ends, with a capped backoff.

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -41,6 +42,7 @@ import (
 	"github.com/musubi-fabric/musubi/node/provision/vm/netns"
 	"github.com/musubi-fabric/musubi/node/provision/vm/qemu"
 	"github.com/musubi-fabric/musubi/node/reserve"
+	"github.com/musubi-fabric/musubi/node/zkrelay"
 	"github.com/musubi-fabric/musubi/overlay"
 	"github.com/musubi-fabric/musubi/overlay/ovs"
 )
@@ -70,10 +72,12 @@ func needTools(t *testing.T) {
 	}
 }
 
-// agentScript is the test's node agent: it writes a 32-byte marker of its
-// own at 1 MiB on its volume (MUSUBI_DISK, an NBD URL), reads it back,
-// and only then says it is up (the marker line LogReady waits for). With
-// MUSUBI_GATE set it waits for that file first. It then stays up.
+// agentScript starts the test's node agent: it writes a 32-byte marker of
+// its own at 1 MiB on its volume (MUSUBI_DISK, an NBD URL), reads it back,
+// says so, and then runs `musubi agent` (MUSUBI_AGENT_BIN), which
+// registers the node in its VC's job queue: that registration is what
+// makes the node ready (lifecycle.RegisteredReady). With MUSUBI_GATE set
+// it waits for that file first.
 const agentScript = `#!/bin/sh
 set -u
 name="$MUSUBI_VC/$MUSUBI_NODE"
@@ -93,7 +97,9 @@ else
 	m=none
 fi
 echo "MUSUBI-NODE-UP $name marker=$m ip=$MUSUBI_IP"
-exec sleep infinity
+# The real agent: the node is ready once it has registered in ZooKeeper,
+# which it reaches only through the relay's sockets (MUSUBI_ZK).
+exec "$MUSUBI_AGENT_BIN" agent
 `
 
 // federation is N sites sharing one ensemble.
@@ -105,8 +111,11 @@ type federation struct {
 	res   *reserve.Reserver
 	image string
 	agent string
-	sites []*site
-	log   *slog.Logger
+	// musubi is the musubi binary the nodes' agents run; sge the Grid
+	// Engine commands' (musubi-sge).
+	musubi, sge string
+	sites       []*site
+	log         *slog.Logger
 	// images is the node image store (QEMU); img the built image.
 	images image.Store
 	img    image.Image
@@ -130,6 +139,9 @@ type site struct {
 	stor  string
 	// kinds is the backend of each compute host ("netns" or "qemu").
 	kinds map[string]string
+	// relay carries the node agents' ZooKeeper sessions (their namespaces
+	// have no route to the ensemble), as the peer's provisioner does.
+	relay *zkrelay.Relay
 
 	overlayStop func()
 
@@ -174,6 +186,14 @@ func newFederation(t *testing.T, n int) *federation {
 	if err := os.WriteFile(fed.agent, []byte(agentScript), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	fed.musubi, fed.sge = filepath.Join(f.Dir(), "musubi"), filepath.Join(f.Dir(), "musubi-sge")
+	for out, pkg := range map[string]string{fed.musubi: "./cmd/musubi", fed.sge: "./cmd/musubi-sge"} {
+		build := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+		build.Dir = repoRoot()
+		if msg, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, msg)
+		}
+	}
 	for _, s := range f.Sites() {
 		fed.sites = append(fed.sites, fed.addSite(ctx, s))
 	}
@@ -202,6 +222,7 @@ func (fed *federation) addSite(ctx context.Context, s *ovstest.Site) *site {
 		t.Fatal(err)
 	}
 	st.startOverlay(ctx)
+	st.startRelay()
 	d, err := iscsi.StartDaemon(ctx, iscsi.DaemonConfig{Dir: filepath.Join(st.dir, "tgt"), Portal: "127.0.0.1:3260",
 		ControlPort: 40 + s.Index, Netns: s.NS, Logger: fed.log})
 	if err != nil {
@@ -238,7 +259,7 @@ func (st *site) newDrivers() {
 	}
 	st.guard = lifecycle.NewPortGuard(st.ports)
 	if st.nodes, err = netns.New(netns.Config{StateDir: filepath.Join(st.dir, "nodes"), Ports: st.guard, SwitchNetns: st.s.NS,
-		Prefix: st.netnsPrefix(), Ready: lifecycle.LogReady, ReadyTimeout: 60 * time.Second, StopGrace: 2 * time.Second,
+		Prefix: st.netnsPrefix(), Ready: lifecycle.RegisteredReady(st.store), ReadyTimeout: 60 * time.Second, StopGrace: 2 * time.Second,
 		Logger: log}); err != nil {
 		t.Fatal(err)
 	}
@@ -323,9 +344,12 @@ func (st *site) config() lifecycle.Config {
 		Agent: func(n lifecycle.NodePlan) vm.Agent {
 			st.mu.Lock()
 			defer st.mu.Unlock()
-			a := vm.Agent{Args: []string{"/bin/sh", st.fed.agent}}
+			a := vm.Agent{Args: []string{"/bin/sh", st.fed.agent}, Env: map[string]string{
+				"MUSUBI_AGENT_BIN": st.fed.musubi, "MUSUBI_ZK": strings.Join(st.relay.Addrs(), ","),
+				"MUSUBI_ROOT": root, "MUSUBI_SLOTS": "2", "MUSUBI_SESSION_TIMEOUT": "6s",
+			}}
 			if st.gate != "" {
-				a.Env = map[string]string{"MUSUBI_GATE": st.gate}
+				a.Env["MUSUBI_GATE"] = st.gate
 			}
 			return a
 		},
@@ -393,6 +417,32 @@ func needQEMU(t *testing.T) {
 	if err := image.StaticELF(image.DefaultBusybox); err != nil {
 		t.Skipf("skipping: %v (apt-get install busybox-static)", err)
 	}
+}
+
+// startRelay serves the site's ZooKeeper relay for its nodes' agents
+// until the test ends.
+func (st *site) startRelay() {
+	t := st.fed.t
+	r, err := zkrelay.New(zkrelay.Config{Dir: filepath.Join(st.dir, "zk"), Servers: st.fed.zk.Servers(), Logger: st.fed.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	up, done := make(chan struct{}), make(chan error, 1)
+	go func() { done <- r.Run(ctx, func() { close(up) }) }()
+	select {
+	case <-up:
+	case err := <-done:
+		cancel()
+		t.Fatalf("%s: relay: %v", st.name, err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s: relay: %v", st.name, err)
+		}
+	})
+	st.relay = r
 }
 
 // startReconciler starts a new incarnation of the site's reconciler.
@@ -894,4 +944,73 @@ func loadavg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// repoRoot is the module's root directory.
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// qsubInNode submits an array job with qsub -sync y from inside node (its
+// namespace, its agent's socket), each task recording the address of the
+// node that runs it, and checks that every task ran once, on a node of the
+// VC, and that the tasks spread over more than one node.
+func (fed *federation) qsubInNode(rec reserve.Record, node string) {
+	t := fed.t
+	t.Helper()
+	var st *site
+	addrs := map[string]string{} // VC address -> node
+	for _, n := range rec.Placement.Nodes {
+		nr, _, err := lifecycle.ReadNode(context.Background(), fed.admin, rec.VC, n.Name)
+		if err != nil {
+			t.Fatalf("node record of %s: %v", n.Name, err)
+		}
+		addrs[nr.IP.String()] = n.Name + "@" + n.Site
+		if n.Name == node {
+			st = fed.siteOf(n.Site)
+		}
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(fed.sge, filepath.Join(dir, "qsub")); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "ran")
+	const tasks = 8
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	task := `ip -4 -o addr show dev eth0 | awk '{sub("/.*","",$4); print $4}' >> ` + out + `; sleep 1`
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", st.nodeNS(rec.VC, node), "env",
+		"MUSUBI_AGENT_SOCKET="+st.nodes.AgentSocket(rec.VC, node), filepath.Join(dir, "qsub"),
+		"-sync", "y", "-b", "y", "-j", "y", "-o", "/dev/null", "-t", "1-"+itoa(tasks), "/bin/sh", "-c", task)
+	cmd.Dir = dir
+	t0 := time.Now()
+	msg, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("qsub in %s: %v\n%s", node, err, msg)
+	}
+	t.Logf("qsub -sync y of %d tasks from %s: %v\n%s", tasks, node, time.Since(t0).Round(time.Millisecond), msg)
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := map[string]int{}
+	lines := strings.Fields(string(data))
+	for _, ip := range lines {
+		name, ok := addrs[ip]
+		if !ok {
+			t.Errorf("a task ran at %s, not a node of %s (%v)", ip, rec.VC, addrs)
+		}
+		ran[name]++
+	}
+	if len(lines) != tasks {
+		t.Errorf("%d task runs, want %d (each exactly once): %v", len(lines), tasks, lines)
+	}
+	if len(ran) < 2 {
+		t.Errorf("all tasks ran on %v: the other nodes' agents took none", ran)
+	}
+	t.Logf("tasks per node: %v", ran)
 }

@@ -34,7 +34,7 @@ func TestTwoSiteVC(t *testing.T) {
 
 	t.Run("netns", func(t *testing.T) {
 		fed.t = t
-		rec := fed.reserve("vc1", 4, 2*time.Second, 20*time.Second)
+		rec := fed.reserve("vc1", 4, 2*time.Second, 35*time.Second)
 		t.Logf("vc1: VLAN %d, window %v, placement %+v", rec.Placement.VLAN, rec.Window, rec.Placement.Nodes)
 		took := fed.waitReady(rec, 60*time.Second)
 		t.Logf("window start -> all 4 nodes ready: %v", took.Round(time.Millisecond))
@@ -44,6 +44,7 @@ func TestTwoSiteVC(t *testing.T) {
 		}
 		fed.checkNodes(rec)
 		fed.pingAll(rec)
+		fed.qsubInNode(rec, rec.Placement.Nodes[len(rec.Placement.Nodes)-1].Name)
 		during := fed.snapshot()
 		if len(diff(before, during)) == 0 {
 			t.Error("the snapshot sees nothing of the running VC: it would not see leftovers either")

@@ -122,6 +122,12 @@ func (b *Backend) Kind() string { return Kind }
 // NetnsName is the namespace of a node.
 func (b *Backend) NetnsName(vc, node string) string { return b.cfg.Prefix + vc + "+" + node }
 
+// AgentSocket is the unix socket of a node's agent: the
+// MUSUBI_AGENT_SOCKET of the Grid Engine commands run in the node.
+func (b *Backend) AgentSocket(vc, node string) string {
+	return b.dir.SocketPath(vc, node, agentSocket)
+}
+
 func (b *Backend) run(ctx context.Context, netns, name string, args ...string) ([]byte, error) {
 	return b.cfg.Runner.Run(ctx, vm.Cmd{Netns: netns, Name: name, Args: args})
 }
