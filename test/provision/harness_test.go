@@ -982,7 +982,11 @@ func (fed *federation) qsubInNode(rec reserve.Record, node string) {
 	const tasks = 8
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	task := `ip -4 -o addr show dev eth0 | awk '{sub("/.*","",$4); print $4}' >> ` + out + `; sleep 1`
+	ipCmd, err := exec.LookPath("ip") // the job's PATH is Grid Engine's default, without sbin
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := ipCmd + ` -4 -o addr show dev eth0 | awk '{sub("/.*","",$4); print $4}' >> ` + out + `; sleep 1`
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", st.nodeNS(rec.VC, node), "env",
 		"MUSUBI_AGENT_SOCKET="+st.nodes.AgentSocket(rec.VC, node), filepath.Join(dir, "qsub"),
 		"-sync", "y", "-b", "y", "-j", "y", "-o", "/dev/null", "-t", "1-"+itoa(tasks), "/bin/sh", "-c", task)
