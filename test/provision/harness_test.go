@@ -986,10 +986,16 @@ func (fed *federation) qsubInNode(rec reserve.Record, node string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	task := ipCmd + ` -4 -o addr show dev eth0 | awk '{sub("/.*","",$4); print $4}' >> ` + out + `; sleep 1`
+	// A job script (a binary job's arguments are joined with spaces, as
+	// in Grid Engine, so a quoted "sh -c" command would not survive).
+	script := filepath.Join(dir, "where.sh")
+	task := "#!/bin/sh\n#$ -S /bin/sh\n" + ipCmd + ` -4 -o addr show dev eth0 | awk '{sub("/.*","",$4); print $4}' >> ` + out + "\nsleep 1\n"
+	if err := os.WriteFile(script, []byte(task), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", st.nodeNS(rec.VC, node), "env",
 		"MUSUBI_AGENT_SOCKET="+st.nodes.AgentSocket(rec.VC, node), filepath.Join(dir, "qsub"),
-		"-sync", "y", "-b", "y", "-j", "y", "-o", "/dev/null", "-t", "1-"+itoa(tasks), "/bin/sh", "-c", task)
+		"-sync", "y", "-j", "y", "-o", filepath.Join(dir, "job.out"), "-t", "1-"+itoa(tasks), script)
 	cmd.Dir = dir
 	t0 := time.Now()
 	msg, err := cmd.CombinedOutput()
@@ -1000,6 +1006,9 @@ func (fed *federation) qsubInNode(rec reserve.Record, node string) {
 	data, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if jobOut, _ := os.ReadFile(filepath.Join(dir, "job.out")); len(jobOut) > 0 {
+		t.Logf("job output:\n%s", jobOut)
 	}
 	ran := map[string]int{}
 	lines := strings.Fields(string(data))
