@@ -160,8 +160,9 @@ func (fed *federation) directBuild(ctx context.Context, kind string, n int) time
 			if err != nil {
 				t.Fatal(err)
 			}
-			spec.Agent = vm.Agent{Args: []string{"/bin/sh", fed.agent},
-				Env: map[string]string{"MUSUBI_DISK": at.URL, "MUSUBI_IP": addr.String(), "MUSUBI_SITE": st.name}}
+			env := st.agentEnv()
+			env["MUSUBI_DISK"], env["MUSUBI_IP"], env["MUSUBI_SITE"] = at.URL, addr.String(), st.name
+			spec.Agent = vm.Agent{Args: []string{"/bin/sh", fed.agent}, Env: env}
 		}
 		if _, err := b.Ensure(ctx, spec); err != nil {
 			t.Fatal(err)

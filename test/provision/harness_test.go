@@ -344,10 +344,7 @@ func (st *site) config() lifecycle.Config {
 		Agent: func(n lifecycle.NodePlan) vm.Agent {
 			st.mu.Lock()
 			defer st.mu.Unlock()
-			a := vm.Agent{Args: []string{"/bin/sh", st.fed.agent}, Env: map[string]string{
-				"MUSUBI_AGENT_BIN": st.fed.musubi, "MUSUBI_ZK": strings.Join(st.relay.Addrs(), ","),
-				"MUSUBI_ROOT": root, "MUSUBI_SLOTS": "2", "MUSUBI_SESSION_TIMEOUT": "6s",
-			}}
+			a := vm.Agent{Args: []string{"/bin/sh", st.fed.agent}, Env: st.agentEnv()}
 			if st.gate != "" {
 				a.Env["MUSUBI_GATE"] = st.gate
 			}
@@ -416,6 +413,15 @@ func needQEMU(t *testing.T) {
 	}
 	if err := image.StaticELF(image.DefaultBusybox); err != nil {
 		t.Skipf("skipping: %v (apt-get install busybox-static)", err)
+	}
+}
+
+// agentEnv is the environment of the site's node agents: the real agent
+// binary, the relay's sockets, the federation's root.
+func (st *site) agentEnv() map[string]string {
+	return map[string]string{
+		"MUSUBI_AGENT_BIN": st.fed.musubi, "MUSUBI_ZK": strings.Join(st.relay.Addrs(), ","),
+		"MUSUBI_ROOT": root, "MUSUBI_SLOTS": "2", "MUSUBI_SESSION_TIMEOUT": "6s",
 	}
 }
 
