@@ -34,7 +34,7 @@ func TestTwoSiteVC(t *testing.T) {
 
 	t.Run("netns", func(t *testing.T) {
 		fed.t = t
-		rec := fed.reserve("vc1", 4, 2*time.Second, 35*time.Second)
+		rec := fed.reserve("vc1", 4, 2*time.Second, 20*time.Second)
 		t.Logf("vc1: VLAN %d, window %v, placement %+v", rec.Placement.VLAN, rec.Window, rec.Placement.Nodes)
 		took := fed.waitReady(rec, 60*time.Second)
 		t.Logf("window start -> all 4 nodes ready: %v", took.Round(time.Millisecond))
