@@ -54,7 +54,7 @@ const (
 // kernel needs before its root disk appears: virtio PCI transport, block
 // and net drivers, and the ACPI power button (with evdev, so acpid sees
 // QMP's system_powerdown). Dependencies are added from modules.dep.
-var DefaultModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "button", "evdev"}
+var DefaultModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "button", "evdev", "qemu_fw_cfg"}
 
 // Config describes a build.
 type Config struct {

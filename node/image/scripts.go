@@ -15,6 +15,10 @@ const BootLog = "/var/lib/musubi/boots"
 // AgentPath is where the agent binary lives in the root file system.
 const AgentPath = "/usr/bin/musubi"
 
+// ControlSecretName is the fw_cfg name under which a guest finds its
+// agent's credentials (vm.ControlSecretName).
+const ControlSecretName = "opt/org.musubi/agent"
+
 // SGEPath is where the lean Grid Engine command binary goes; qsub, qstat,
 // ... beside it are symlinks to it.
 const SGEPath = "/usr/bin/musubi-sge"
@@ -93,6 +97,20 @@ if [ -n "$MUSUBI_IP" ]; then
 	ip addr add "$MUSUBI_IP" dev eth0
 	[ -n "$MUSUBI_GW" ] && ip route add default via "$MUSUBI_GW"
 	printf '127.0.0.1 localhost\n%s %s\n' "${MUSUBI_IP%/*}" "$node" > /etc/hosts
+fi
+# The control NIC (QEMU user networking that only forwards to the peer's
+# ZooKeeper relay) and the agent's credentials from fw_cfg.
+if [ -n "$MUSUBI_CTL_IP" ]; then
+	i=0
+	while [ ! -e /sys/class/net/eth1 ] && [ $i -lt 100 ]; do usleep 50000; i=$((i + 1)); done
+	ip link set eth1 up
+	ip addr add "$MUSUBI_CTL_IP" dev eth1
+fi
+cred=/sys/firmware/qemu_fw_cfg/by_name/` + ControlSecretName + `/raw
+if [ -r "$cred" ]; then
+	mkdir -p /run/musubi
+	(umask 077; cat "$cred" > /run/musubi/agent.secret)
+	echo "export MUSUBI_AGENT_SECRET='/run/musubi/agent.secret'" >> /run/musubi.env
 fi
 mkdir -p /var/lib/musubi /var/log /var/spool/musubi
 echo "boot ${MUSUBI_VC}/$node $(cat /proc/sys/kernel/random/boot_id)" >> ` + BootLog + `

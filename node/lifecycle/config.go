@@ -127,6 +127,10 @@ type Config struct {
 	// the secrets directory (mode 0600), passed as MUSUBI_AGENT_SECRET and
 	// removed with the node. Nil: agents get no credentials.
 	AgentSecret func(vc string) ([]byte, error)
+	// GuestControl gives QEMU guests a control channel to the ensemble
+	// (vm.Control) so that their agents register; nil: guests have none
+	// and their readiness must come from the console (LogReady).
+	GuestControl *GuestControl
 	// StateDir holds the reconciler's files: the CHAP secrets
 	// (<StateDir>/secrets, mode 0700, files 0600).
 	StateDir string
@@ -159,6 +163,19 @@ const (
 	DefaultRetryMax  = time.Minute
 	DefaultFailAfter = 3
 )
+
+// GuestControl is how QEMU guests reach the ZooKeeper relay.
+type GuestControl struct {
+	// Sockets are the relay's sockets (node/zkrelay), this site's server's
+	// first.
+	Sockets []string
+	// Pipe is the command QEMU runs per guest connection with the socket
+	// appended (e.g. ["/usr/bin/musubi", "relay-pipe"]).
+	Pipe []string
+	// Env is more of the guest agent's settings (e.g. MUSUBI_ROOT): passed
+	// on the kernel command line, so never secrets.
+	Env map[string]string
+}
 
 // DefaultAgent runs "musubi agent" (the running binary's path), which
 // takes its settings from the MUSUBI_* environment.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -276,6 +277,9 @@ func (r *Reconciler) buildNode(ctx context.Context, n NodePlan, img Image) error
 			spec.Disk = &vm.Disk{ISCSI: &vm.ISCSIDisk{Portal: vol.Portal, Target: vol.Target, LUN: vol.LUN,
 				Initiator: InitiatorIQN(r.cfg.Site, n.VC, n.Node), User: vol.CHAPUser, Secret: r.secretOf(n, vol)}}
 		}
+		if err := r.guestControl(n, &spec); err != nil {
+			return err
+		}
 	} else {
 		ag := r.cfg.Agent(n)
 		spec.Agent = vm.Agent{Args: ag.Args, Env: maps.Clone(ag.Env)}
@@ -284,15 +288,11 @@ func (r *Reconciler) buildNode(ctx context.Context, n NodePlan, img Image) error
 		}
 		spec.Agent.Env["MUSUBI_SITE"] = r.cfg.Site
 		spec.Agent.Env["MUSUBI_IP"] = n.Addr.String()
-		if r.cfg.AgentSecret != nil {
-			data, err := r.cfg.AgentSecret(n.VC)
-			if err != nil {
-				return fmt.Errorf("lifecycle: credentials of %s's agents: %w", n.VC, err)
-			}
-			path, err := r.secrets.SaveAgent(n.VC, n.Node, data)
-			if err != nil {
-				return err
-			}
+		path, err := r.agentSecret(n)
+		if err != nil {
+			return err
+		}
+		if path != "" {
 			spec.Agent.Env["MUSUBI_AGENT_SECRET"] = path
 		}
 		if vol != nil {
@@ -535,4 +535,54 @@ func (r *Reconciler) purge(ctx context.Context, rec reserve.Record, plan VCPlan)
 		return fmt.Errorf("purge %s: %w", rec.VC, err)
 	}
 	return fmt.Errorf("purge %s: %w", rec.VC, err)
+}
+
+// agentSecret writes the credentials file of n's agent and returns its
+// path ("" without Config.AgentSecret).
+func (r *Reconciler) agentSecret(n NodePlan) (string, error) {
+	if r.cfg.AgentSecret == nil {
+		return "", nil
+	}
+	data, err := r.cfg.AgentSecret(n.VC)
+	if err != nil {
+		return "", fmt.Errorf("lifecycle: credentials of %s's agents: %w", n.VC, err)
+	}
+	return r.secrets.SaveAgent(n.VC, n.Node, data)
+}
+
+// guestControlPort is the port of the ZooKeeper forwards in a guest.
+const guestControlPort = 2181
+
+// guestControl gives a QEMU guest its control channel (Config.GuestControl):
+// one forward per relay socket at 10.0.2.100, .101, ... and the agent's
+// settings on its kernel command line (credentials through fw_cfg).
+func (r *Reconciler) guestControl(n NodePlan, spec *vm.NodeSpec) error {
+	gc := r.cfg.GuestControl
+	if gc == nil {
+		return nil
+	}
+	ctl := &vm.Control{Pipe: gc.Pipe}
+	base := vm.ControlNet.Masked().Addr().As4()
+	var zk []string
+	for i, sock := range gc.Sockets {
+		a := base
+		a[3] = byte(100 + i)
+		g := netip.AddrPortFrom(netip.AddrFrom4(a), guestControlPort)
+		ctl.Forwards = append(ctl.Forwards, vm.Forward{Guest: g, Socket: sock})
+		zk = append(zk, g.String())
+	}
+	path, err := r.agentSecret(n)
+	if err != nil {
+		return err
+	}
+	ctl.SecretFile = path
+	env := maps.Clone(gc.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["MUSUBI_ZK"] = strings.Join(zk, ",")
+	env["MUSUBI_SITE"] = r.cfg.Site
+	spec.Agent.Env = env
+	spec.Control = ctl
+	return nil
 }

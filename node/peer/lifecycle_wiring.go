@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -60,10 +61,10 @@ type LifecycleOptions struct {
 	Agent []string
 	// ReadyOnConsole makes a node ready once its log shows the node
 	// image's ready marker (lifecycle.LogReady) instead of once its agent
-	// has registered in ZooKeeper (lifecycle.RegisteredReady, the default
-	// for netns nodes; QEMU nodes default to the console marker, since a
-	// guest's agent only registers when the ensemble is reachable from the
-	// VC's network).
+	// has registered in ZooKeeper (lifecycle.RegisteredReady, the
+	// default: netns agents reach the ensemble through the relay's
+	// sockets, QEMU guests' agents through their control NIC's forwards
+	// to the same sockets).
 	ReadyOnConsole bool
 	// Accel is QEMU's accelerator ("auto", "kvm", "tcg").
 	Accel string
@@ -143,7 +144,7 @@ func lifecycleConfig(ctx context.Context, env Env, o LifecycleOptions, relay *zk
 		qc := qemu.Config{StateDir: filepath.Join(o.StateDir, "q"), Ports: guard, SwitchNetns: o.SwitchNetns,
 			Accel: o.Accel, LogDir: filepath.Join(o.StateDir, "logs"), Logger: log}
 		if !o.ReadyOnConsole {
-			qc.Ready = nil // the image's console marker (see ReadyOnConsole)
+			qc.Ready = ready // the guest's agent registers through its control channel
 		}
 		backend, err = qemu.New(qc)
 	default:
@@ -189,8 +190,20 @@ func lifecycleConfig(ctx context.Context, env Env, o LifecycleOptions, relay *zk
 		a.Env = agentEnv
 		return a
 	}
+	var gc *lifecycle.GuestControl
+	if o.Backend == qemu.Kind && relay != nil {
+		exe, err := os.Executable()
+		if err != nil {
+			return lifecycle.Config{}, fmt.Errorf("lifecycle: the relay pipe of guests: %w", err)
+		}
+		var socks []string
+		for _, a := range relay.Addrs() {
+			socks = append(socks, strings.TrimPrefix(a, "unix:"))
+		}
+		gc = &lifecycle.GuestControl{Sockets: socks, Pipe: []string{exe, "relay-pipe"}, Env: map[string]string{"MUSUBI_ROOT": cfg.Chroot()}}
+	}
 	return lifecycle.Config{
-		Site: cfg.Site, Store: env.Store, Backends: backends, Volumes: volumes, Attacher: att,
+		Site: cfg.Site, Store: env.Store, Backends: backends, Volumes: volumes, Attacher: att, GuestControl: gc,
 		Ports: ports, PortGuard: guard, Images: lifecycle.ImagesFromStore(image.Store{Dir: o.ImagesDir}),
 		Agent: agent, AgentSecret: env.AgentSecret, StateDir: filepath.Join(o.StateDir, "lifecycle"), Network: net,
 		Parallel: o.Parallel, Logger: log,
@@ -215,9 +228,6 @@ func agentServers(local string, servers []string) []string {
 // nodeRelay is the ZooKeeper relay netns nodes' agents use (node/zkrelay):
 // their namespaces have no route to the ensemble.
 func nodeRelay(env Env, o LifecycleOptions) (*zkrelay.Relay, error) {
-	if o.Backend != "" && o.Backend != netns.Kind {
-		return nil, nil
-	}
 	cfg := env.Config
 	return zkrelay.New(zkrelay.Config{Dir: filepath.Join(o.stateDir(), "zk"),
 		Servers: agentServers(cfg.ZooKeeper.Local, cfg.ZooKeeper.Servers), Logger: env.Logger})

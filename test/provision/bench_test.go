@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,6 +155,16 @@ func (fed *federation) directBuild(ctx context.Context, kind string, n int) time
 			spec.Boot = vm.Boot{Kernel: fed.img.Kernel, Initrd: fed.img.Initrd}
 			spec.Disk = &vm.Disk{ISCSI: &vm.ISCSIDisk{Portal: vol.Portal, Target: vol.Target, LUN: vol.LUN, Initiator: initiator,
 				User: vol.CHAPUser, Secret: vol.CHAPSecret}}
+			// The guest's agent registers through its control NIC, as the
+			// reconciler sets it up (lifecycle.GuestControl).
+			spec.Control = &vm.Control{Pipe: []string{fed.musubi, "relay-pipe"}}
+			var zk []string
+			for j, sock := range st.relaySockets() {
+				g := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 2, byte(100 + j)}), 2181)
+				spec.Control.Forwards = append(spec.Control.Forwards, vm.Forward{Guest: g, Socket: sock})
+				zk = append(zk, g.String())
+			}
+			spec.Agent.Env = map[string]string{"MUSUBI_ZK": strings.Join(zk, ","), "MUSUBI_ROOT": root}
 		} else {
 			at, err := st.att.Ensure(ctx, lifecycle.AttachSpec{VC: vc, Node: node, Portal: vol.Portal, Target: vol.Target, LUN: vol.LUN,
 				Initiator: initiator, User: vol.CHAPUser, Secret: vol.CHAPSecret})

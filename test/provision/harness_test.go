@@ -190,6 +190,7 @@ func newFederation(t *testing.T, n int) *federation {
 	for out, pkg := range map[string]string{fed.musubi: "./cmd/musubi", fed.sge: "./cmd/musubi-sge"} {
 		build := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 		build.Dir = repoRoot()
+		build.Env = append(os.Environ(), "CGO_ENABLED=0") // static: also the guests' agent
 		if msg, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("go build %s: %v\n%s", pkg, err, msg)
 		}
@@ -268,7 +269,7 @@ func (st *site) newDrivers() {
 	}
 	if st.fed.img.ID != "" {
 		if st.qemu, err = qemu.New(qemu.Config{StateDir: filepath.Join(st.dir, "q"), Ports: st.guard, SwitchNetns: st.s.NS,
-			Accel: qemu.AccelTCG, StopGrace: 3 * time.Second, Logger: log}); err != nil {
+			Accel: qemu.AccelTCG, StopGrace: 3 * time.Second, Ready: lifecycle.RegisteredReady(st.store), Logger: log}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -350,6 +351,8 @@ func (st *site) config() lifecycle.Config {
 			}
 			return a
 		},
+		GuestControl: &lifecycle.GuestControl{Sockets: st.relaySockets(), Pipe: []string{st.fed.musubi, "relay-pipe"},
+			Env: map[string]string{"MUSUBI_ROOT": root, "MUSUBI_SESSION_TIMEOUT": "10s"}},
 		StateDir: filepath.Join(st.dir, "lifecycle"), Parallel: 8,
 		RetryMin: 500 * time.Millisecond, RetryMax: 4 * time.Second,
 		Logger: st.fed.log.With("site", st.name, "subsystem", "lifecycle"),
@@ -392,7 +395,7 @@ func (fed *federation) enableQEMU(ctx context.Context) {
 	t.Helper()
 	needQEMU(t)
 	t0 := time.Now()
-	img, err := fed.images.Build(ctx, image.Config{Agent: image.DefaultBusybox})
+	img, err := fed.images.Build(ctx, image.Config{Agent: fed.musubi})
 	if err != nil {
 		t.Fatalf("build the node image: %v", err)
 	}
@@ -423,6 +426,15 @@ func (st *site) agentEnv() map[string]string {
 		"MUSUBI_AGENT_BIN": st.fed.musubi, "MUSUBI_ZK": strings.Join(st.relay.Addrs(), ","),
 		"MUSUBI_ROOT": root, "MUSUBI_SLOTS": "2", "MUSUBI_SESSION_TIMEOUT": "6s",
 	}
+}
+
+// relaySockets are the relay's socket paths.
+func (st *site) relaySockets() []string {
+	var out []string
+	for _, a := range st.relay.Addrs() {
+		out = append(out, strings.TrimPrefix(a, "unix:"))
+	}
+	return out
 }
 
 // startRelay serves the site's ZooKeeper relay for its nodes' agents

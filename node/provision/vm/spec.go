@@ -69,7 +69,38 @@ type NodeSpec struct {
 	// guest with it (keys MUSUBI_*, passed on the kernel command line, so
 	// values must not contain spaces or quotes and must not be secrets).
 	Agent Agent
+
+	// Control is a QEMU guest's channel to the ZooKeeper ensemble (nil:
+	// none; netns nodes reach it through their agent's environment).
+	Control *Control
 }
+
+// Control is a QEMU guest's way to the ensemble without a route: its
+// second NIC is QEMU user networking restricted to explicit forwards (the
+// guest reaches nothing else), where a TCP connection to Forwards[i].Guest
+// runs Pipe with Forwards[i].Socket appended, its standard input and
+// output being the connection (QEMU's guestfwd cmd:) - Pipe relays them to
+// the ZooKeeper relay's unix socket (node/zkrelay). The agent's
+// credentials go to the guest as the fw_cfg file ControlSecretName, read
+// from SecretFile (never on a command line).
+type Control struct {
+	Forwards   []Forward
+	Pipe       []string
+	SecretFile string
+}
+
+// Forward is one guest address forwarded to a unix socket.
+type Forward struct {
+	Guest  netip.AddrPort
+	Socket string
+}
+
+// ControlSecretName is the fw_cfg name of the agent's credentials.
+const ControlSecretName = "opt/org.musubi/agent"
+
+// ControlNet is the guest side of the control NIC: the guest's address,
+// and the subnet its forwards' addresses are in.
+var ControlNet = netip.MustParsePrefix("10.0.2.15/24")
 
 // Boot is a direct kernel boot.
 type Boot struct {
@@ -161,6 +192,26 @@ func (s NodeSpec) Validate() error {
 	}
 	if s.MemoryMiB < 0 || s.VCPUs < 0 {
 		return fmt.Errorf("%w: %s: negative size", ErrInvalid, s.Name())
+	}
+	if c := s.Control; c != nil {
+		if len(c.Forwards) == 0 || len(c.Pipe) == 0 || !strings.HasPrefix(c.Pipe[0], "/") {
+			return fmt.Errorf("%w: %s: control channel needs forwards and an absolute pipe command", ErrInvalid, s.Name())
+		}
+		for _, f := range c.Forwards {
+			if !f.Guest.IsValid() || !ControlNet.Masked().Contains(f.Guest.Addr()) || f.Guest.Addr() == ControlNet.Addr() ||
+				!strings.HasPrefix(f.Socket, "/") || strings.ContainsAny(f.Socket, ", ") {
+				return fmt.Errorf("%w: %s: control forward %s -> %s (want an address in %s, an absolute socket path without commas or spaces)",
+					ErrInvalid, s.Name(), f.Guest, f.Socket, ControlNet.Masked())
+			}
+		}
+		for _, a := range c.Pipe {
+			if strings.ContainsAny(a, ", '\"\\") {
+				return fmt.Errorf("%w: %s: control pipe argument %q (no commas, spaces or quotes)", ErrInvalid, s.Name(), a)
+			}
+		}
+		if c.SecretFile != "" && (!strings.HasPrefix(c.SecretFile, "/") || strings.Contains(c.SecretFile, ",")) {
+			return fmt.Errorf("%w: %s: control secret file %q", ErrInvalid, s.Name(), c.SecretFile)
+		}
 	}
 	for k, v := range s.Agent.Env {
 		if !envKey.MatchString(k) {

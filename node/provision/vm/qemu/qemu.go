@@ -32,8 +32,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -405,6 +407,9 @@ func KernelArgs(spec vm.NodeSpec) string {
 	if spec.Disk != nil {
 		a = append(a, "musubi.root=/dev/vda")
 	}
+	if spec.Control != nil {
+		a = append(a, "musubi.ctl_ip="+vm.ControlNet.String())
+	}
 	keys := make([]string, 0, len(spec.Agent.Env))
 	for k := range spec.Agent.Env {
 		keys = append(keys, k)
@@ -451,8 +456,32 @@ func (b *Backend) argv(spec vm.NodeSpec, accel, secret string) []string {
 		}
 		a = append(a, "-device", "virtio-blk-pci,drive=root")
 	}
-	return append(a, "-netdev", "tap,id=net0,ifname="+vm.PortName(TapPrefix, spec.Name())+",script=no,downscript=no,vnet_hdr=off",
+	a = append(a, "-netdev", "tap,id=net0,ifname="+vm.PortName(TapPrefix, spec.Name())+",script=no,downscript=no,vnet_hdr=off",
 		"-device", "virtio-net-pci,netdev=net0,mac="+spec.MAC.String())
+	if c := spec.Control; c != nil {
+		// The control NIC (eth1): user networking that routes nowhere
+		// (restrict=on); only the forwards to the relay's sockets work.
+		nd := "user,id=ctl0,restrict=on,ipv6=off,net=" + vm.ControlNet.Masked().String() + ",host=" + controlHost()
+		for _, f := range c.Forwards {
+			nd += ",guestfwd=tcp:" + f.Guest.String() + "-cmd:" + strings.Join(append(slices.Clone(c.Pipe), f.Socket), " ")
+		}
+		a = append(a, "-netdev", nd, "-device", "virtio-net-pci,netdev=ctl0,mac="+controlMAC)
+		if c.SecretFile != "" {
+			a = append(a, "-fw_cfg", "name="+vm.ControlSecretName+",file="+c.SecretFile)
+		}
+	}
+	return a
+}
+
+// controlMAC is the control NIC's address: the same in every guest, as
+// each guest's user network is its own.
+const controlMAC = "52:54:00:00:c7:01"
+
+// controlHost is the user network's host address (.2 of ControlNet).
+func controlHost() string {
+	b := vm.ControlNet.Masked().Addr().As4()
+	b[3] = 2
+	return netip.AddrFrom4(b).String()
 }
 
 // waitQMP waits for QEMU's monitor to answer and returns the run state; it
