@@ -8,7 +8,7 @@
 //     kernel modules a QEMU guest needs before its root disk is there
 //     (virtio PCI, block and net, the ACPI power button; with their
 //     dependencies from modules.dep, in load order) and the stage-1 init,
-//     which mounts the root disk (/dev/vda, or musubi.root=) and switches
+//     which mounts the root disk (/dev/vda, or musubi.rootdev=) and switches
 //     to it;
 //   - root.img: a raw ext4 file system with busybox (init, applets), the
 //     statically linked musubi binary as the node's agent, the stage-2
@@ -34,7 +34,7 @@
 // node/provision/vm/qemu): every musubi.<key>=<value> argument becomes
 // MUSUBI_<KEY>=<value> in the guest's environment ('.' and '-' become
 // '_'); musubi.ip (address/prefix), musubi.gw, musubi.mtu configure eth0,
-// musubi.node names the host, musubi.root the root device, and the agent
+// musubi.node names the host, musubi.rootdev the root device, and the agent
 // starts when musubi.zk is set. The guest prints ReadyMarker on its console
 // once its network and disk are up.
 package image

@@ -38,7 +38,7 @@ while read -r m; do
 done < /lib/modules/load.order
 root=/dev/vda
 for a in $(cat /proc/cmdline); do
-	case "$a" in musubi.root=*) root="${a#musubi.root=}" ;; esac
+	case "$a" in musubi.rootdev=*) root="${a#musubi.rootdev=}" ;; esac
 done
 i=0
 while [ ! -b "$root" ] && [ $i -lt 100 ]; do usleep 50000; i=$((i + 1)); done

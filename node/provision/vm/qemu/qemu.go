@@ -405,7 +405,7 @@ func KernelArgs(spec vm.NodeSpec) string {
 		a = append(a, "musubi.gw="+spec.Gateway.String())
 	}
 	if spec.Disk != nil {
-		a = append(a, "musubi.root=/dev/vda")
+		a = append(a, "musubi.rootdev=/dev/vda") // not musubi.root: that is MUSUBI_ROOT, the agent's chroot
 	}
 	if spec.Control != nil {
 		a = append(a, "musubi.ctl_ip="+vm.ControlNet.String())

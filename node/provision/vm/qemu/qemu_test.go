@@ -3,6 +3,7 @@ package qemu_test
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -219,7 +220,7 @@ func TestCommandLine(t *testing.T) {
 		{"-kernel", e.boot.Kernel},
 		{"-initrd", e.boot.Initrd},
 		{"-append", "console=ttyS0 quiet no_timer_check panic=1 musubi.vc=vc1 musubi.node=n0 musubi.ip=10.77.0.11/24 musubi.mtu=1400 " +
-			"musubi.gw=10.77.0.12 musubi.root=/dev/vda musubi.session_timeout=10s musubi.zk=10.0.0.1:2181,10.0.0.2:2181 loglevel=4"},
+			"musubi.gw=10.77.0.12 musubi.rootdev=/dev/vda musubi.session_timeout=10s musubi.zk=10.0.0.1:2181,10.0.0.2:2181 loglevel=4"},
 		{"-blockdev", "driver=iscsi,node-name=root,transport=tcp,portal=10.9.0.2:3260,target=iqn.2025-01.org.musubi:site1.vc1.n0,lun=1," +
 			"initiator-name=iqn.2025-01.org.musubi:site1.host1,cache.direct=on,user=vc1-n0,password-secret=chap0"},
 		{"-device", "virtio-blk-pci,drive=root"},
@@ -363,5 +364,46 @@ func TestValidation(t *testing.T) {
 	}
 	if _, err := qemu.New(qemu.Config{StateDir: t.TempDir(), Ports: e.ports, Accel: "hvf"}); !errors.Is(err, vm.ErrInvalid) {
 		t.Errorf("unknown accelerator: %v", err)
+	}
+}
+
+// A guest with a control channel gets a second NIC that only forwards to
+// the relay, the agent's credentials as an fw_cfg file (a path on the
+// command line, never the content), and its control address.
+func TestControlChannel(t *testing.T) {
+	e := newEnv(t)
+	b := e.h.New(t, nil)
+	sp := iscsiSpec(e)
+	sp.Control = &vm.Control{Pipe: []string{"/usr/bin/musubi", "relay-pipe"}, SecretFile: "/var/lib/p/vc1/n0.agent",
+		Forwards: []vm.Forward{{Guest: netip.MustParseAddrPort("10.0.2.100:2181"), Socket: "/var/lib/p/zk/zk-1.sock"}}}
+	if _, err := b.Ensure(context.Background(), sp); err != nil {
+		t.Fatal(err)
+	}
+	args := e.guests.args[0]
+	joined := strings.Join(args, " ")
+	for _, want := range []string{
+		"-netdev user,id=ctl0,restrict=on,ipv6=off,net=10.0.2.0/24,host=10.0.2.2,guestfwd=tcp:10.0.2.100:2181-cmd:/usr/bin/musubi relay-pipe /var/lib/p/zk/zk-1.sock",
+		"-device virtio-net-pci,netdev=ctl0,mac=52:54:00:00:c7:01",
+		"-fw_cfg name=" + image.ControlSecretName + ",file=/var/lib/p/vc1/n0.agent",
+	} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("no %q in %s", want, joined)
+		}
+	}
+	if app := argAfter(args, "-append"); !strings.Contains(app, "musubi.ctl_ip=10.0.2.15/24") {
+		t.Errorf("kernel arguments %q lack the control address", app)
+	}
+	if vm.ControlSecretName != image.ControlSecretName {
+		t.Errorf("fw_cfg name %q here, %q in the image", vm.ControlSecretName, image.ControlSecretName)
+	}
+	bad := sp
+	bad.Node = "n1"
+	bad.Control = &vm.Control{Pipe: []string{"relay-pipe"}, Forwards: sp.Control.Forwards}
+	if err := bad.Validate(); !errors.Is(err, vm.ErrInvalid) {
+		t.Errorf("a relative pipe command: %v", err)
+	}
+	bad.Control = &vm.Control{Pipe: sp.Control.Pipe, Forwards: []vm.Forward{{Guest: netip.MustParseAddrPort("192.0.2.1:2181"), Socket: "/s"}}}
+	if err := bad.Validate(); !errors.Is(err, vm.ErrInvalid) {
+		t.Errorf("a forward outside the control network: %v", err)
 	}
 }
