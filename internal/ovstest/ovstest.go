@@ -51,6 +51,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/musubi-fabric/musubi/internal/sitenet"
 )
 
 // Sentinel errors.
@@ -63,8 +65,8 @@ var (
 	ErrNoSite = errors.New("ovstest: no such site")
 	// ErrExists: a site, endpoint or cut with that name already exists.
 	ErrExists = errors.New("ovstest: already exists")
-	// ErrCommand: an external command failed.
-	ErrCommand = errors.New("ovstest: command failed")
+	// ErrCommand: an external command failed (sitenet's sentinel).
+	ErrCommand = sitenet.ErrCommand
 )
 
 // NamePrefix starts the name of every namespace and run directory the
@@ -80,10 +82,10 @@ const DefaultBaseDir = "/tmp/musubi-ovstest"
 // Schema is the installed OVSDB schema the databases are created from.
 const Schema = "/usr/share/openvswitch/vswitch.ovsschema"
 
-// Names inside each site namespace.
+// Names inside each site namespace (see internal/sitenet).
 const (
-	PhyBridge = "br-phy" // underlay bridge; its interface holds the site address
-	WANIface  = "wan0"   // the site's WAN veth, a port of br-phy
+	PhyBridge = sitenet.PhyBridge // underlay bridge; its interface holds the site address
+	WANIface  = sitenet.WANIface  // the site's WAN veth, a port of br-phy
 )
 
 // requiredPrograms are looked up in PATH by Available.
@@ -255,20 +257,12 @@ func (f *Fabric) Site(i int) (*Site, error) {
 }
 
 func (f *Fabric) createTransit(ctx context.Context) error {
-	if err := run(ctx, "ip", "netns", "add", f.TransitNS); err != nil {
-		return err
-	}
-	if err := runIn(ctx, f.TransitNS, "ip", "link", "set", "lo", "up"); err != nil {
-		return err
-	}
-	return runIn(ctx, f.TransitNS, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	return sitenet.CreateTransit(ctx, f.TransitNS)
 }
 
 // SubnetOf is the underlay subnet of site index i: 10.200.i.0/24, the
 // transit router at .1 and the site (its br-phy) at .2.
-func SubnetOf(i int) netip.Prefix {
-	return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 200, byte(i), 0}), 24)
-}
+func SubnetOf(i int) netip.Prefix { return sitenet.SubnetOf(i) }
 
 // AddSite creates the next site (namespace, OVS instance, br-phy with its
 // WAN port and address, route to the transit) and returns it.
@@ -279,7 +273,7 @@ func (f *Fabric) AddSite(ctx context.Context) (_ *Site, err error) {
 		return nil, ErrClosed
 	}
 	i := f.nextSite
-	if i > 250 {
+	if i > sitenet.MaxSites {
 		f.mu.Unlock()
 		return nil, fmt.Errorf("ovstest: too many sites")
 	}

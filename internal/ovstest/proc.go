@@ -9,38 +9,27 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/musubi-fabric/musubi/internal/sitenet"
 )
 
 // output runs a program (with extra environment variables) and returns its
 // standard output; a failure wraps ErrCommand and carries stderr.
 func output(ctx context.Context, env []string, name string, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
-	if env != nil {
-		cmd.Env = append(os.Environ(), env...)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%w: %s %s: %v: %s", ErrCommand, name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.String(), nil
+	return sitenet.Output(ctx, env, name, args...)
 }
 
 func run(ctx context.Context, name string, args ...string) error {
-	_, err := output(ctx, nil, name, args...)
-	return err
+	return sitenet.Run(ctx, name, args...)
 }
 
 // runIn runs a program in network namespace ns.
 func runIn(ctx context.Context, ns, name string, args ...string) error {
-	return run(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	return sitenet.RunIn(ctx, ns, name, args...)
 }
 
 // daemon is a process the harness started and reaps.
@@ -134,59 +123,12 @@ func waitSocket(ctx context.Context, path string, d *daemon) error {
 // InNetns runs fn on a locked OS thread that has joined the named network
 // namespace (/run/netns/<ns>). Sockets opened by fn stay in that namespace.
 // The calling goroutine's thread is never switched.
-func InNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// The thread is returned to the runtime only after it has been
-		// switched back; otherwise it dies with this goroutine.
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- fmt.Errorf("ovstest: open own netns: %w", err)
-			return
-		}
-		defer unix.Close(orig)
-		target, err := unix.Open(filepath.Join("/run/netns", ns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- fmt.Errorf("ovstest: open netns %s: %w", ns, err)
-			return
-		}
-		defer unix.Close(target)
-		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("ovstest: setns %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- ferr
-	}()
-	return <-errc
-}
+func InNetns(ns string, fn func() error) error { return sitenet.InNetns(ns, fn) }
 
-func listNetns() ([]string, error) {
-	ents, err := os.ReadDir("/run/netns")
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names, nil
-}
+func listNetns() ([]string, error) { return sitenet.ListNetns() }
 
 // deleteNetns deletes a namespace; a missing one is not an error.
-func deleteNetns(ctx context.Context, ns string) error {
-	if _, err := os.Stat(filepath.Join("/run/netns", ns)); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	return run(ctx, "ip", "netns", "delete", ns)
-}
+func deleteNetns(ctx context.Context, ns string) error { return sitenet.DeleteNetns(ctx, ns) }
 
 // ownerFile records the process that owns a run directory: "<pid> <start>"
 // where start is the process's start time in clock ticks (field 22 of
@@ -202,23 +144,7 @@ func writeOwner(dir string) error {
 	return os.WriteFile(filepath.Join(dir, ownerFile), []byte(fmt.Sprintf("%d %s\n", pid, st)), 0o644)
 }
 
-func procStart(pid int) (string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return "", err
-	}
-	// The command name (field 2) may hold spaces; fields after it do not.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return "", fmt.Errorf("bad /proc/%d/stat", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return "", fmt.Errorf("bad /proc/%d/stat", pid)
-	}
-	return f[19], nil // field 22 overall
-}
+func procStart(pid int) (string, error) { return sitenet.ProcStart(pid) }
 
 // ownerAlive reports whether the run directory's owner process still runs.
 func ownerAlive(dir string) bool {

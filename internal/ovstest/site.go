@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/musubi-fabric/musubi/internal/sitenet"
 )
 
 // Site is one site: a network namespace with its own OVS instance and
@@ -42,16 +44,14 @@ type Site struct {
 }
 
 func newSite(f *Fabric, i int) *Site {
-	sub := SubnetOf(i)
-	base := sub.Addr().As4()
 	return &Site{
 		Name:         fmt.Sprintf("site%d", i),
 		Index:        i,
 		NS:           fmt.Sprintf("%s-s%d", f.ID, i),
 		Dir:          filepath.Join(f.dir, fmt.Sprintf("s%d", i)),
-		Addr:         netip.PrefixFrom(netip.AddrFrom4([4]byte{base[0], base[1], base[2], 2}), 24),
-		Gateway:      netip.AddrFrom4([4]byte{base[0], base[1], base[2], 1}),
-		PhyMAC:       net.HardwareAddr{0x02, 0x6d, 0x75, 0x00, 0x01, byte(i)},
+		Addr:         sitenet.SiteAddr(i),
+		Gateway:      sitenet.GatewayOf(i),
+		PhyMAC:       sitenet.PhyMAC(i),
 		TransitIface: fmt.Sprintf("s%d", i),
 		f:            f,
 	}
@@ -70,51 +70,25 @@ func (s *Site) ovsEnv() []string {
 	return []string{"OVS_RUNDIR=" + s.Dir, "OVS_DBDIR=" + s.Dir, "OVS_LOGDIR=" + s.Dir, "OVS_SYSCONFDIR=" + s.Dir}
 }
 
+func (s *Site) link() sitenet.Link {
+	return sitenet.Link{SiteNS: s.NS, TransitNS: s.f.TransitNS, TransitIface: s.TransitIface, Addr: s.Addr, Gateway: s.Gateway}
+}
+
 func (s *Site) create(ctx context.Context) error {
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return err
 	}
-	if err := run(ctx, "ip", "netns", "add", s.NS); err != nil {
+	if err := sitenet.AddNetns(ctx, s.NS); err != nil {
 		return err
 	}
-	if err := run(ctx, "ip", "link", "add", WANIface, "netns", s.NS, "type", "veth", "peer", "name", s.TransitIface, "netns", s.f.TransitNS); err != nil {
+	if err := sitenet.AddLink(ctx, s.link()); err != nil {
 		return err
-	}
-	gw := netip.PrefixFrom(s.Gateway, s.Addr.Bits()).String()
-	for _, c := range [][]string{
-		{"ip", "addr", "add", gw, "dev", s.TransitIface},
-		{"ip", "link", "set", s.TransitIface, "up"},
-	} {
-		if err := runIn(ctx, s.f.TransitNS, c[0], c[1:]...); err != nil {
-			return err
-		}
-	}
-	for _, c := range [][]string{
-		{"ip", "link", "set", "lo", "up"},
-		{"sysctl", "-qw", "net.ipv6.conf." + WANIface + ".disable_ipv6=1"},
-		{"ip", "link", "set", WANIface, "up"},
-	} {
-		if err := runIn(ctx, s.NS, c[0], c[1:]...); err != nil {
-			return err
-		}
 	}
 	if err := s.startOVS(ctx, true); err != nil {
 		return err
 	}
-	if _, err := s.Vsctl(ctx, "add-br", PhyBridge,
-		"--", "set", "bridge", PhyBridge, "datapath_type=netdev", "other-config:hwaddr="+s.PhyMAC.String(),
-		"--", "add-port", PhyBridge, WANIface); err != nil {
+	if err := sitenet.AttachPhy(ctx, s.OVSDBEndpoint(), s.link(), s.PhyMAC); err != nil {
 		return err
-	}
-	for _, c := range [][]string{
-		{"sysctl", "-qw", "net.ipv4.conf." + PhyBridge + ".arp_notify=1"},
-		{"ip", "addr", "add", s.Addr.String(), "dev", PhyBridge},
-		{"ip", "link", "set", PhyBridge, "up"},
-		{"ip", "route", "add", "default", "via", s.Gateway.String()},
-	} {
-		if err := runIn(ctx, s.NS, c[0], c[1:]...); err != nil {
-			return err
-		}
 	}
 	s.f.opts.Logf("ovstest: %s up (ns %s, %s)", s.Name, s.NS, s.Addr)
 	return nil
