@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/musubi-fabric/musubi/coord"
 	"github.com/musubi-fabric/musubi/node"
+	"github.com/musubi-fabric/musubi/node/config"
 	"github.com/musubi-fabric/musubi/node/vcacl"
 )
 
@@ -65,8 +65,8 @@ func (s *site) servers() []string {
 	for _, a := range s.st.Seeds {
 		add(a)
 	}
-	if pc, err := ReadPeerConfig(s.cfg.PeerConfigPath()); err == nil {
-		for _, a := range pc.ZK {
+	if pc, _, err := ReadPeerConfig(s.cfg.PeerConfigPath()); err == nil {
+		for _, a := range pc.ZooKeeper.Servers {
 			if !s.left || a != s.st.ClientAddr() {
 				add(a)
 			}
@@ -404,15 +404,31 @@ func (s *site) stepRegister() Step {
 	}
 }
 
-// peerConfig is the peer configuration as it should be now.
-func (s *site) peerConfig(ctx context.Context) (PeerConfig, error) {
+// peerSettings are the settings of the peer's configuration file
+// (node/config's format, read by 'musubi peer --config') that site
+// bootstrap owns: the site, the federation, the gateway, the ZooKeeper
+// servers and credential, and the daemons it manages: the overlay's switch
+// (Open vSwitch) and the provisioner's tgtd (provision.tgt). Everything
+// else in the file (api, hosts, storage, provision.enabled, log, ...) is
+// the administrator's and is kept as it is.
+type peerSettings struct {
+	site, federation, gateway string
+	zk                        []string // this site's server first
+	credFile                  string
+	ovs                       bool
+	ovsdb, datapath           string
+	tgt                       config.TgtEndpoint // zero when site bootstrap does not manage tgtd
+}
+
+// peerSettings are the owned settings as they should be now.
+func (s *site) peerSettings(ctx context.Context) (peerSettings, error) {
 	sess, err := s.dataSession(ctx)
 	if err != nil {
-		return PeerConfig{}, err
+		return peerSettings{}, err
 	}
 	ms, err := sess.Members(ctx)
 	if err != nil {
-		return PeerConfig{}, err
+		return peerSettings{}, err
 	}
 	zk := []string{s.st.ClientAddr()}
 	for _, m := range ms {
@@ -420,51 +436,105 @@ func (s *site) peerConfig(ctx context.Context) (PeerConfig, error) {
 			zk = append(zk, m.ClientAddr())
 		}
 	}
-	o, t := s.ovs(), s.tgt()
-	pc := PeerConfig{
-		Site: s.st.Site, Federation: s.st.Federation, ZK: zk, TokenFile: s.cfg.TokenPath(),
-		Gateway: s.st.Addr, StateDir: s.cfg.StateDir,
-	}
+	ps := peerSettings{site: s.st.Site, federation: s.st.Federation, gateway: s.st.Addr, zk: zk, credFile: s.cfg.CredentialPath()}
 	if !s.cfg.skip("ovs") {
-		pc.OVS = OVSConfig{DB: "unix:" + o.sock, RunDir: o.dir, Datapath: s.st.Datapath}
+		ps.ovs, ps.ovsdb, ps.datapath = true, "unix:"+s.ovs().sock, s.st.Datapath
 	}
 	if !s.cfg.skip("tgt") {
-		pc.Tgt = TgtConfig{Dir: t.dir, SocketBase: t.base, ControlPort: s.st.TgtControl, Portal: portal(s.st.Addr, s.st.ISCSIPort)}
+		ps.tgt = config.TgtEndpoint{Socket: fmt.Sprintf("%s.%d", s.tgt().base, s.st.TgtControl), Portal: portal(s.st.Addr, s.st.ISCSIPort)}
 	}
-	return pc, nil
+	return ps, nil
+}
+
+// apply writes the owned settings into c.
+func (ps peerSettings) apply(c *config.Config) {
+	c.Site, c.Federation, c.Root, c.Gateway = ps.site, ps.federation, "", ps.gateway
+	c.ZooKeeper.Servers = slices.Clone(ps.zk)
+	c.ZooKeeper.Local = ps.zk[0]
+	c.ZooKeeper.CredentialFile = ps.credFile
+	if ps.ovs {
+		c.Overlay.Enabled, c.Overlay.OVSDB, c.Overlay.DatapathType = true, ps.ovsdb, ps.datapath
+	}
+	if ps.tgt != (config.TgtEndpoint{}) {
+		c.Provision.Tgt = ps.tgt
+	}
+}
+
+// differs says how c's owned settings differ from ps ("" when they do
+// not). The server list only seeds the peer, which follows the ensemble's
+// membership (/zookeeper/config) itself: this site's server must come
+// first; the rest is refreshed whenever the file is written.
+func (ps peerSettings) differs(c config.Config) string {
+	switch {
+	case c.Site != ps.site || c.Federation != ps.federation || c.Root != "":
+		return "site or federation differs"
+	case c.Gateway != ps.gateway:
+		return "gateway differs"
+	case len(c.ZooKeeper.Servers) == 0 || c.ZooKeeper.Servers[0] != ps.zk[0] || c.ZooKeeper.Local != ps.zk[0]:
+		return "ZooKeeper servers differ"
+	case c.ZooKeeper.CredentialFile != ps.credFile:
+		return "ZooKeeper credential file differs"
+	case ps.ovs && (!c.Overlay.Enabled || c.Overlay.OVSDB != ps.ovsdb || c.Overlay.DatapathType != ps.datapath):
+		return "overlay switch differs"
+	case ps.tgt != (config.TgtEndpoint{}) && c.Provision.Tgt != ps.tgt:
+		return "tgtd endpoint differs"
+	}
+	return ""
+}
+
+// credentialOK reports whether the credential file holds the token's
+// credential with mode 0600.
+func (s *site) credentialOK() bool {
+	c, err := config.ReadCredential(s.cfg.CredentialPath())
+	return err == nil && c == s.tok.Credential
 }
 
 func (s *site) stepPeerConfig() Step {
 	return Step{
 		Name: "peer config",
 		Check: func(ctx context.Context) (bool, string, error) {
-			want, err := s.peerConfig(ctx)
+			want, err := s.peerSettings(ctx)
 			if err != nil {
 				return false, "", err
 			}
-			got, err := ReadPeerConfig(s.cfg.PeerConfigPath())
-			if err != nil {
+			got, strict, err := ReadPeerConfig(s.cfg.PeerConfigPath())
+			if errors.Is(err, os.ErrNotExist) {
 				return false, "not written", nil
 			}
-			// The server list only seeds the peer, which follows the
-			// ensemble's membership (/zookeeper/config) itself: this
-			// site's server must come first; the rest is refreshed
-			// whenever the file is written.
-			if len(got.ZK) == 0 || got.ZK[0] != want.ZK[0] {
-				return false, "server list differs", nil
+			if err != nil {
+				return false, "", err
 			}
-			got.ZK = want.ZK
-			if !reflect.DeepEqual(got, want) {
-				return false, "differs", nil
+			if !strict {
+				return false, "not in the peer's format", nil
+			}
+			if d := want.differs(got); d != "" {
+				return false, d, nil
+			}
+			if !s.credentialOK() {
+				return false, "credential file missing or differs", nil
 			}
 			return true, s.cfg.PeerConfigPath(), nil
 		},
 		Apply: func(ctx context.Context) error {
-			pc, err := s.peerConfig(ctx)
+			want, err := s.peerSettings(ctx)
 			if err != nil {
 				return err
 			}
-			return writeJSON(s.cfg.PeerConfigPath(), pc, 0o644)
+			c, _, err := ReadPeerConfig(s.cfg.PeerConfigPath())
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			want.apply(&c)
+			if !s.credentialOK() {
+				line := s.tok.Credential.User + ":" + s.tok.Credential.Password + "\n"
+				if err := writeFileAtomic(s.cfg.CredentialPath(), []byte(line), 0o600); err != nil {
+					return err
+				}
+			}
+			if err := config.Write(s.cfg.PeerConfigPath(), c); err != nil {
+				return fmt.Errorf("sitebootstrap: %w", err)
+			}
+			return nil
 		},
 	}
 }
@@ -598,7 +668,7 @@ func Leave(ctx context.Context, cfg Config) (Result, error) {
 	steps = append(steps, Step{
 		Name: "local state cleared",
 		Check: func(context.Context) (bool, string, error) {
-			for _, p := range []string{s.cfg.zkDir(), s.cfg.statePath(), s.cfg.PeerConfigPath()} {
+			for _, p := range []string{s.cfg.zkDir(), s.cfg.statePath(), s.cfg.PeerConfigPath(), s.cfg.CredentialPath()} {
 				if _, err := os.Stat(p); err == nil {
 					return false, p + " exists", nil
 				}
@@ -607,7 +677,7 @@ func Leave(ctx context.Context, cfg Config) (Result, error) {
 		},
 		Apply: func(context.Context) error {
 			var errs []error
-			for _, p := range []string{s.cfg.zkDir(), s.cfg.PeerConfigPath(), s.cfg.statePath()} {
+			for _, p := range []string{s.cfg.zkDir(), s.cfg.PeerConfigPath(), s.cfg.CredentialPath(), s.cfg.statePath()} {
 				errs = append(errs, os.RemoveAll(p))
 			}
 			return errors.Join(errs...)

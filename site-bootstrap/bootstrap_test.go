@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/musubi-fabric/musubi/coord"
+	"github.com/musubi-fabric/musubi/node/config"
 )
 
 func TestTokenRoundTrip(t *testing.T) {
@@ -252,5 +253,62 @@ func TestNextServer(t *testing.T) {
 	ms = append(ms[:2], ms[3:]...)
 	if id, role := NextServer(ms); id != 10 || role != coord.Participant {
 		t.Errorf("after a voter left: %d %s", id, role)
+	}
+}
+
+// The peer's configuration file is node/config's format: site bootstrap
+// sets the settings it owns and keeps the administrator's others, and a
+// file in the old format is read leniently and reported as not the peer's.
+func TestPeerConfigMerge(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "musubi.json")
+	old := `{"site": "s1", "federation": "f", "zk": ["10.0.0.1:2181"], "token_file": "/x", "gateway": "10.0.0.1"}`
+	if err := os.WriteFile(path, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, strict, err := ReadPeerConfig(path)
+	if err != nil || strict || c.Site != "s1" || c.Gateway != "10.0.0.1" {
+		t.Fatalf("old format: %+v strict=%v err=%v", c, strict, err)
+	}
+	ps := peerSettings{site: "s1", federation: "f", gateway: "10.0.0.1", zk: []string{"10.0.0.1:2181", "10.0.0.2:2181"},
+		credFile: filepath.Join(dir, "zk.credential"), ovs: true, ovsdb: "unix:" + dir + "/ovs/db.sock", datapath: "netdev",
+		tgt: config.TgtEndpoint{Socket: dir + "/tgt/tgtd.sock.0", Portal: "10.0.0.1:3260"}}
+	if d := ps.differs(c); d == "" {
+		t.Fatal("owned settings missing, yet no difference reported")
+	}
+	c.API.Listen, c.API.InsecureHTTP = "10.0.0.1:7080", true // the administrator's
+	ps.apply(&c)
+	if d := ps.differs(c); d != "" {
+		t.Fatalf("after apply: %s", d)
+	}
+	if err := config.Write(path, c); err != nil {
+		t.Fatal(err)
+	}
+	back, strict, err := ReadPeerConfig(path)
+	if err != nil || !strict {
+		t.Fatalf("rewritten file: strict=%v err=%v", strict, err)
+	}
+	if back.API.Listen != "10.0.0.1:7080" || !back.Overlay.Enabled || back.ZooKeeper.Local != "10.0.0.1:2181" ||
+		back.ZooKeeper.CredentialFile != ps.credFile || back.Provision.Tgt != ps.tgt || back.Provision.Enabled {
+		t.Fatalf("rewritten file lost settings: %+v", back)
+	}
+	// The peer itself accepts it.
+	if _, err := config.Load(nil, func(k string) (string, bool) { return path, k == config.EnvConfig }); err != nil {
+		t.Fatalf("the peer refuses the file: %v", err)
+	}
+	// Only this site's server must come first; the others may change.
+	back.ZooKeeper.Servers = []string{"10.0.0.1:2181"}
+	if d := ps.differs(back); d != "" {
+		t.Errorf("a shorter server list is reported: %s", d)
+	}
+	back.ZooKeeper.Servers = []string{"10.0.0.2:2181", "10.0.0.1:2181"}
+	if d := ps.differs(back); d == "" {
+		t.Error("another server first is not reported")
+	}
+	if err := os.WriteFile(path, []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ReadPeerConfig(path); err == nil || !strings.Contains(err.Error(), "move it away") {
+		t.Errorf("broken JSON: %v", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/musubi-fabric/musubi/coord"
+	"github.com/musubi-fabric/musubi/node/config"
 )
 
 // Defaults of Config.
@@ -292,49 +293,29 @@ func writeJSON(path string, v any, mode os.FileMode) error {
 	return writeFileAtomic(path, append(b, '\n'), mode)
 }
 
-// PeerConfig is the peer's configuration file (<state>/musubi.json), as
-// site bootstrap writes it: where the federation is and where this site's
-// daemons are.
-type PeerConfig struct {
-	Site       string `json:"site"`
-	Federation string `json:"federation"`
-	// ZK lists the ensemble's client addresses, this site's server first.
-	ZK []string `json:"zk"`
-	// TokenFile holds the federation credential.
-	TokenFile string `json:"token_file"`
-	// Gateway is the site's public (WAN) address.
-	Gateway  string    `json:"gateway"`
-	StateDir string    `json:"state_dir"`
-	OVS      OVSConfig `json:"ovs"`
-	Tgt      TgtConfig `json:"tgt"`
-}
+// CredentialPath is the federation credential as the peer reads it
+// (zookeeper.credential_file: "user:password", mode 0600).
+func (c *Config) CredentialPath() string { return filepath.Join(c.StateDir, "zk.credential") }
 
-// OVSConfig locates the site's Open vSwitch.
-type OVSConfig struct {
-	DB       string `json:"db"`       // e.g. unix:/var/lib/musubi/ovs/db.sock
-	RunDir   string `json:"run_dir"`  // OVS_RUNDIR of the daemons
-	Datapath string `json:"datapath"` // system or netdev
-}
-
-// TgtConfig locates the site's tgtd (node/provision/iscsi adopts it).
-type TgtConfig struct {
-	Dir         string `json:"dir"`          // pid file, socket, log
-	SocketBase  string `json:"socket_base"`  // TGT_IPC_SOCKET
-	ControlPort int    `json:"control_port"` // tgtd -C
-	Portal      string `json:"portal"`       // address:port
-}
-
-// ReadPeerConfig reads a peer configuration file.
-func ReadPeerConfig(path string) (PeerConfig, error) {
-	var pc PeerConfig
+// ReadPeerConfig reads the peer's configuration file as site bootstrap
+// merges into it: the defaults of node/config, then the file's fields,
+// leniently (fields the peer does not know are ignored, so a file written
+// by an older site bootstrap is read and then rewritten in the peer's
+// format). strict reports whether the peer itself would accept the file's
+// fields (it decodes strictly).
+func ReadPeerConfig(path string) (c config.Config, strict bool, err error) {
+	c = config.Default()
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return pc, fmt.Errorf("sitebootstrap: %w", err)
+		return c, false, fmt.Errorf("sitebootstrap: %w", err)
 	}
-	if err := json.Unmarshal(b, &pc); err != nil {
-		return pc, fmt.Errorf("sitebootstrap: %s: %w", path, err)
+	if err := json.Unmarshal(b, &c); err != nil {
+		return config.Default(), false, fmt.Errorf("sitebootstrap: %s is not a JSON configuration (fix it or move it away, then re-run): %w", path, err)
 	}
-	return pc, nil
+	probe := config.Default()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return c, dec.Decode(&probe) == nil, nil
 }
 
 func portal(addr string, port int) string {

@@ -6,6 +6,15 @@
 // file written. Every step checks before it acts, so running a command a
 // second time changes nothing (Run reports how many steps it applied).
 //
+// The peer's configuration (<state>/musubi.json) is node/config's file, so
+// 'musubi peer --config <state>/musubi.json' runs the site's peer. Site
+// bootstrap owns its site, federation, gateway and zookeeper settings and
+// those of the daemons it manages (the overlay's switch, the provisioner's
+// tgtd: provision.tgt), and writes the federation
+// credential beside it (<state>/zk.credential, mode 0600); everything else
+// in the file (api, hosts, storage, log, ...) is the administrator's and a
+// re-run keeps it.
+//
 // Init starts a new federation: a one-server ensemble that can grow
 // (standaloneEnabled=false, reconfigEnabled=true). Join starts this site's
 // server with the ensemble's current membership plus itself and adds it by

@@ -67,8 +67,9 @@ func (s Spec) validate() error {
 
 // Start starts the daemon detached (own session, stdin /dev/null) and
 // writes its pid file. The process is not waited for: it outlives the
-// launcher. If it exits within settle, Start reports ErrExited with the
-// tail of its log.
+// launcher. Start returns once the process's command line shows the
+// marker (so Running finds it), or it exited (ErrExited). If it exits
+// within settle, Start reports ErrExited with the tail of its log.
 func Start(spec Spec, settle time.Duration) (int, error) {
 	if err := spec.validate(); err != nil {
 		return 0, err
@@ -107,6 +108,16 @@ func Start(spec Spec, settle time.Duration) (int, error) {
 		reap(pid)
 		return 0, err
 	}
+	// cmd.Start returns while the kernel still sets the new program up:
+	// /proc/<pid>/cmdline reads empty for some microseconds. Return once
+	// the process shows its marker, so that Running finds it at once.
+	if !waitMarker(pid, spec.Marker, markerWait) {
+		reap(pid)
+		if !alive(pid) {
+			_ = os.Remove(spec.PIDFile)
+			return 0, fmt.Errorf("%w: %s (pid %d) exited at once; log %s:\n%s", ErrExited, spec.Argv[0], pid, spec.LogFile, Tail(spec.LogFile, 15))
+		}
+	}
 	if settle > 0 {
 		deadline := time.Now().Add(settle)
 		for time.Now().Before(deadline) {
@@ -119,6 +130,26 @@ func Start(spec Spec, settle time.Duration) (int, error) {
 		}
 	}
 	return pid, nil
+}
+
+// markerWait bounds how long Start waits for a new process's command line
+// to show its marker.
+const markerWait = 5 * time.Second
+
+// waitMarker polls until process pid's command line contains marker
+// (true), or the process is gone or limit passes (false).
+func waitMarker(pid int, marker string, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for {
+		if Matches(pid, marker) {
+			return true
+		}
+		reap(pid)
+		if !alive(pid) || time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond) // polling a process we cannot wait for
+	}
 }
 
 // WritePIDFile writes pid to path atomically.
