@@ -31,7 +31,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "local", short: "one-machine federation for trying musubi (local demo)", run: runLocal})
+	register(&command{name: "local", short: "a federation of namespaced sites on this machine: up, status, exec, down, demo", run: runLocal})
 }
 
 func runLocal(ctx context.Context, env *cliEnv, args []string) int {
@@ -39,6 +39,16 @@ func runLocal(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprint(env.stdout, `Usage: musubi local <subcommand> [flags]
 
 Subcommands:
+  up      build a federation of N sites on this machine, each site a
+          network namespace behind a transit namespace (the WAN), with the
+          real site bootstrap (ZooKeeper, Open vSwitch, tgtd) and a peer per
+          site; print the API and web UI addresses and the admin token
+  status  show the sites, their namespaces, daemons, ZooKeeper ensemble,
+          peers' readiness and how to reach the web UI
+  exec    run a command inside a site's namespace with the site's
+          environment (musubi local exec s1 -- musubi status)
+  down    stop everything 'up' started and remove every namespace, link
+          and file it made (safe to run twice, and after a crashed 'up')
   demo    bring up a federation of N sites on this machine (one ZooKeeper
           server, one peer session and one node agent per site), run the
           virtual-screening workload (examples/virtual-screening) across
@@ -46,7 +56,7 @@ Subcommands:
           the best-scoring ligands and the accounting, and tear everything
           down
 
-Run 'musubi local demo --help' for its flags.
+Run 'musubi local <subcommand> --help' for its flags.
 `)
 		if len(args) == 0 {
 			return exitUsage
@@ -54,6 +64,14 @@ Run 'musubi local demo --help' for its flags.
 		return exitOK
 	}
 	switch args[0] {
+	case "up":
+		return runLocalUp(ctx, env, args[1:])
+	case "status":
+		return runLocalStatus(ctx, env, args[1:])
+	case "exec":
+		return runLocalExec(ctx, env, args[1:])
+	case "down":
+		return runLocalDown(ctx, env, args[1:])
 	case "demo":
 		return runLocalDemo(ctx, env, args[1:])
 	}
