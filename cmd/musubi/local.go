@@ -28,6 +28,7 @@ import (
 	"github.com/musubi-fabric/musubi/jobqueue"
 	"github.com/musubi-fabric/musubi/node"
 	"github.com/musubi-fabric/musubi/node/agentapi"
+	"github.com/musubi-fabric/musubi/node/localfed"
 )
 
 func init() {
@@ -90,6 +91,8 @@ type demoOptions struct {
 	killLeader     bool   // kill the ZooKeeper leader while docking runs
 	keep           bool   // keep the state directory
 	timeout        time.Duration
+	hostOnly       bool          // the old, namespace-free demo: agents on the host
+	wanDelay       time.Duration // one-way delay of each site's WAN link
 }
 
 const localDemoSynopsis = `local demo [flags]
@@ -122,6 +125,8 @@ func runLocalDemo(ctx context.Context, env *cliEnv, args []string) int {
 	fs.BoolVar(&o.killLeader, "kill-leader", true, "kill the ZooKeeper leader while the jobs run (needs 3 or more sites)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the state directory (job outputs, agent logs) instead of removing it")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up when the jobs have not finished after this long")
+	fs.BoolVar(&o.hostOnly, "host-only", false, "no network namespaces: a ZooKeeper ensemble and one agent per site on the host (for machines without Open vSwitch)")
+	fs.DurationVar(&o.wanDelay, "wan-delay", 20*time.Millisecond, "one-way delay of each site's WAN link (needs the kernel's sch_netem)")
 	if stop, code := parseFlags(fs, args); stop {
 		return code
 	}
@@ -223,10 +228,16 @@ type localRun struct {
 	t0     time.Time
 	logger *slog.Logger
 	state  string // the temporary directory holding everything
-	ens    *zktest.Ensemble
-	stores []coord.Store
-	agents []*demoAgent
-	user   jobUser
+	// fedDir is the `local up` federation's directory (not --host-only);
+	// fed its record once up.
+	fedDir   string
+	fed      *localfed.State
+	fedUp    bool
+	reserved bool // the demo's VC was reserved
+	ens      *zktest.Ensemble
+	stores   []coord.Store
+	agents   []*demoAgent
+	user     jobUser
 }
 
 func (d *localRun) say(format string, a ...any) {
@@ -236,7 +247,7 @@ func (d *localRun) say(format string, a ...any) {
 func localDemo(ctx context.Context, env *cliEnv, o demoOptions) (err error) {
 	d := &localRun{env: env, o: o, t0: time.Now(),
 		logger: slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	d.state, err = os.MkdirTemp("", "musubi-demo-")
+	d.state, err = os.MkdirTemp("", "mdemo-") // short: unix sockets live under it
 	if err != nil {
 		return err
 	}
@@ -252,6 +263,10 @@ func localDemo(ctx context.Context, env *cliEnv, o demoOptions) (err error) {
 	// The job user must reach the work directory and the agents' sockets.
 	if err := os.Chmod(d.state, 0o755); err != nil {
 		return err
+	}
+	if !o.hostOnly {
+		d.fedDir = d.state
+		return d.federated(ctx)
 	}
 	n := o.sites
 	d.say("starting a %d-server ZooKeeper ensemble on loopback (one server per site)", n)
@@ -308,6 +323,10 @@ func siteName(i int) string { return fmt.Sprintf("site%d", i+1) }
 // show prints the federation's status as the last site reads it, with each
 // site's ZooKeeper role.
 func (d *localRun) show(ctx context.Context, title string) error {
+	if d.fed != nil {
+		s := d.fed.Sites[len(d.fed.Sites)-1]
+		return d.siteCmd(ctx, s, "musubi", "status")
+	}
 	st, err := node.ReadStatus(ctx, d.stores[len(d.stores)-1])
 	if err != nil {
 		return err
@@ -423,7 +442,8 @@ func lookupJobUser() (jobUser, error) {
 type demoAgent struct {
 	node, site  string
 	socket, log string
-	cmd         *exec.Cmd
+	netns       string        // the node's namespace (a provisioned node), "" for an agent on the host
+	cmd         *exec.Cmd     // nil for a provisioned node's agent (its peer runs it)
 	done        chan struct{} // closed when the process was reaped
 	err         error         // its exit, valid once done is closed
 	client      *agentapi.Client
@@ -529,12 +549,20 @@ func (d *localRun) asUser(ctx context.Context, a *demoAgent, work string, args .
 	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, exe, args...)
+	if a.netns != "" {
+		name, argv := d.nodeArgv(a, exe, args)
+		cmd = exec.CommandContext(cctx, name, argv...)
+	}
 	cmd.Dir = work
 	cmd.Env = []string{
 		"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + work, "USER=" + d.user.name, "LOGNAME=" + d.user.name,
 		"SHELL=/bin/sh", "LANG=C", agentapi.EnvSocket + "=" + a.socket,
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: d.user.cred, Setpgid: true}
+	if a.netns != "" {
+		// ip netns exec needs root; setpriv then becomes the job user.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
@@ -559,24 +587,10 @@ func (d *localRun) screening(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	work := filepath.Join(d.state, "work")
-	if err := os.Mkdir(work, 0o777); err != nil {
+	work, err := d.prepareWork(ctx, filepath.Join(d.state, "work"))
+	if err != nil {
 		return err
 	}
-	if err := os.Chmod(work, 0o777); err != nil {
-		return err
-	}
-	prep := exec.CommandContext(ctx, "sh", filepath.Join(o.example, "prepare.sh"), work, strconv.Itoa(o.ligands))
-	if out, err := prep.CombinedOutput(); err != nil {
-		return fmt.Errorf("prepare.sh: %w\n%s", err, out)
-	}
-	if d.user.cred != nil {
-		if err := chownTree(work, d.user.uid, d.user.gid); err != nil {
-			return err
-		}
-	}
-	d.say("prepared the screening in %s: receptor (Abl kinase, from autodock-vina's test data), %d ligands, exhaustiveness %d",
-		work, o.ligands, o.exhaustiveness)
 
 	d.say("starting one node agent per site (virtual cluster \"demo\", %s each)", plural(o.slots, "slot"))
 	for i := range o.sites {
@@ -587,7 +601,37 @@ func (d *localRun) screening(ctx context.Context) error {
 	if err := d.waitRegistered(ctx); err != nil {
 		return err
 	}
-	submitAt := d.agents[len(d.agents)-1]
+	return d.submitAndWatch(ctx, d.agents[len(d.agents)-1], work)
+}
+
+// prepareWork makes the work directory (writable by the job user) with
+// the receptor and the ligands.
+func (d *localRun) prepareWork(ctx context.Context, work string) (string, error) {
+	o := d.o
+	if err := os.Mkdir(work, 0o777); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(work, 0o777); err != nil {
+		return "", err
+	}
+	prep := exec.CommandContext(ctx, "sh", filepath.Join(o.example, "prepare.sh"), work, strconv.Itoa(o.ligands))
+	if out, err := prep.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("prepare.sh: %w\n%s", err, out)
+	}
+	if d.user.cred != nil {
+		if err := chownTree(work, d.user.uid, d.user.gid); err != nil {
+			return "", err
+		}
+	}
+	d.say("prepared the screening in %s: receptor (Abl kinase, from autodock-vina's test data), %d ligands, exhaustiveness %d",
+		work, o.ligands, o.exhaustiveness)
+	return work, nil
+}
+
+// submitAndWatch submits the screening with qsub at submitAt's node,
+// follows it, and prints the results.
+func (d *localRun) submitAndWatch(ctx context.Context, submitAt *demoAgent, work string) error {
+	o := d.o
 	out, err := d.asUser(ctx, submitAt, work, "qhost")
 	if err != nil {
 		return err
@@ -988,17 +1032,24 @@ const agentStopGrace = 30 * time.Second
 // sessions, stops the ensemble and removes the state directory.
 func (d *localRun) teardown() error {
 	var errs []error
-	if len(d.agents) > 0 {
+	switch {
+	case d.fedDir != "":
+		d.say("tearing down")
+	case len(d.agents) > 0:
 		d.say("tearing down: stopping the %s", plural(len(d.agents), "agent"))
-	} else {
+	default:
 		d.say("tearing down")
 	}
 	for _, a := range d.agents {
-		if !a.exited() {
+		if a.cmd != nil && !a.exited() {
 			_ = a.cmd.Process.Signal(syscall.SIGTERM)
 		}
 	}
 	for _, a := range d.agents {
+		if a.cmd == nil {
+			a.client.Close() // a provisioned node's agent: its peer stops it
+			continue
+		}
 		t := time.NewTimer(agentStopGrace)
 		killed := false
 		select {
@@ -1015,7 +1066,9 @@ func (d *localRun) teardown() error {
 			errs = append(errs, fmt.Errorf("agent %s: %w (log: %s)", a.node, a.err, a.log))
 		}
 	}
-	d.say("closing the peer sessions and stopping ZooKeeper")
+	if d.ens != nil {
+		d.say("closing the peer sessions and stopping ZooKeeper")
+	}
 	for _, s := range d.stores {
 		if s != nil {
 			s.Close()
@@ -1025,6 +1078,15 @@ func (d *localRun) teardown() error {
 		if err := d.ens.Stop(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if d.fedDir != "" {
+		// Not the demo's context: it may be cancelled (Ctrl-C), and the
+		// federation must go all the same.
+		dctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		if err := d.fedDown(dctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
 	}
 	if d.o.keep {
 		d.say("kept %s (job outputs in work/, agent logs in nodes/)", d.state)

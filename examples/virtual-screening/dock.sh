@@ -18,8 +18,9 @@ if [ -z "$ligand" ]; then
   echo "dock: task $SGE_TASK_ID: ligands.txt has no line $SGE_TASK_ID" >&2
   exit 1
 fi
-# Nodes are named <site>-<node>; the site is what comes before the dash.
-site=${HOSTNAME%%-*}
+# The node's site: MUSUBI_SITE on a provisioned node (musubi local up);
+# otherwise nodes are named <site>-<node>, the site before the dash.
+site=${MUSUBI_SITE:-${HOSTNAME%%-*}}
 mkdir -p results
 vina --receptor receptor.pdbqt --ligand "ligands/$ligand.pdbqt" --config box.conf \
   --exhaustiveness "$EXHAUSTIVENESS" --seed "$SEED" --cpu 1 --verbosity 0 \

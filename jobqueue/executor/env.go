@@ -18,7 +18,10 @@ const DefaultPath = "/usr/local/bin:/usr/bin:/bin"
 // whole environment (inherit_env); only the locale and time zone are meant
 // for jobs, and anything else (credentials!) must not leak into them. A
 // trailing "*" matches a prefix.
-var DefaultInheritEnv = []string{"LANG", "LANGUAGE", "LC_*", "TZ"}
+// MUSUBI_SITE and MUSUBI_VC (set for a provisioned node's agent) tell a
+// job which site and virtual cluster run it: musubi's only additions to
+// Grid Engine's environment.
+var DefaultInheritEnv = []string{"LANG", "LANGUAGE", "LC_*", "TZ", "MUSUBI_SITE", "MUSUBI_VC"}
 
 // envInput is everything the job environment is computed from.
 type envInput struct {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -288,6 +289,14 @@ func (r *Reconciler) buildNode(ctx context.Context, n NodePlan, img Image) error
 		}
 		spec.Agent.Env["MUSUBI_SITE"] = r.cfg.Site
 		spec.Agent.Env["MUSUBI_IP"] = n.Addr.String()
+		// The node's reservation is what its agent offers to jobs (a
+		// guest's agent sees its own CPUs and memory).
+		if n.VCPUs > 0 {
+			spec.Agent.Env["MUSUBI_SLOTS"] = strconv.FormatInt(int64(n.VCPUs), 10)
+		}
+		if n.MemoryMiB > 0 {
+			spec.Agent.Env["MUSUBI_MEMORY"] = strconv.FormatInt(int64(n.MemoryMiB), 10) + "M"
+		}
 		path, err := r.agentSecret(n)
 		if err != nil {
 			return err

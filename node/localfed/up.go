@@ -42,7 +42,7 @@ type Result struct {
 
 // requiredPrograms are what Up itself runs (site bootstrap checks the
 // daemons' packages and says how to install them).
-var requiredPrograms = []string{"ip", "ethtool", "ovs-vsctl"}
+var requiredPrograms = []string{"ip", "nsenter", "ethtool", "ovs-vsctl"}
 
 // Available reports whether Up can run here: root, and the programs it runs.
 func Available() error {
@@ -365,6 +365,12 @@ func (u *upRun) bootstrap(ctx context.Context, i int) (string, error) {
 // peer follows the ensemble itself, the provisioner's relay for the
 // nodes' agents uses the list).
 func (u *upRun) configurePeer(s *Site) error {
+	// The nodes' users reach their agents' sockets under the site's
+	// provisioner directory: the site directory (0700 from bootstrap; the
+	// token and credential files in it are 0600) must be traversable.
+	if err := os.Chmod(s.Dir, 0o711); err != nil {
+		return fmt.Errorf("%w: %w", ErrStep, err)
+	}
 	c, err := config.Load(nil, func(k string) (string, bool) {
 		if k == config.EnvConfig {
 			return s.PeerConfig, true
@@ -409,7 +415,13 @@ func (u *upRun) startPeers(context.Context) (string, error) {
 	}
 	for i := range st.Sites {
 		s := &st.Sites[i]
-		argv := []string{"ip", "netns", "exec", s.Netns, u.exe, "peer", "--config", s.PeerConfig}
+		// nsenter --net, not ip netns exec: the peer must share the host's
+		// mount namespace, or the node namespaces its provisioner makes
+		// (ip netns add: a bind mount under /run/netns) would exist only
+		// in a private copy of it (ip netns exec makes every mount a
+		// slave), and the host could neither enter nor delete them. On a
+		// real site the peer runs in the host's namespaces anyway.
+		argv := []string{"nsenter", "--net=" + filepath.Join("/run/netns", s.Netns), "--", u.exe, "peer", "--config", s.PeerConfig}
 		s.Peer = &Proc{Argv: argv}
 		if err := u.record(); err != nil {
 			return "", err

@@ -110,6 +110,14 @@ func LifecyclePlugin(o LifecycleOptions) Plugin {
 func lifecycleConfig(ctx context.Context, env Env, o LifecycleOptions, relay *zkrelay.Relay) (lifecycle.Config, error) {
 	cfg := env.Config
 	o.StateDir = o.stateDir()
+	// Traversable by everyone (not listable): the nodes' users open their
+	// agents' sockets below it; secrets live in 0700 directories inside.
+	if err := os.MkdirAll(o.StateDir, 0o711); err != nil {
+		return lifecycle.Config{}, fmt.Errorf("lifecycle: %w", err)
+	}
+	if err := os.Chmod(o.StateDir, 0o711); err != nil {
+		return lifecycle.Config{}, fmt.Errorf("lifecycle: %w", err)
+	}
 	if o.ImagesDir == "" {
 		o.ImagesDir = "/var/lib/musubi/images"
 	}

@@ -113,6 +113,11 @@ func New(cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", vm.ErrInvalid, err)
 	}
+	// The agents' sockets are the nodes' users' way to qsub: reachable by
+	// everyone (the agent tells users apart by their credentials).
+	if err := d.EnsurePublic(); err != nil {
+		return nil, fmt.Errorf("%w: %v", vm.ErrInvalid, err)
+	}
 	return &Backend{cfg: cfg, dir: d, log: cfg.Logger.With("backend", Kind)}, nil
 }
 
@@ -125,7 +130,18 @@ func (b *Backend) NetnsName(vc, node string) string { return b.cfg.Prefix + vc +
 // AgentSocket is the unix socket of a node's agent: the
 // MUSUBI_AGENT_SOCKET of the Grid Engine commands run in the node.
 func (b *Backend) AgentSocket(vc, node string) string {
-	return b.dir.SocketPath(vc, node, agentSocket)
+	return b.dir.PublicSocketPath(vc, node, agentSocket)
+}
+
+// AgentSocketIn is AgentSocket for the backend whose Config.StateDir is
+// stateDir, without making one (for tools beside the peer).
+func AgentSocketIn(stateDir, vc, node string) string {
+	return (&nodedir.Dir{Root: stateDir}).PublicSocketPath(vc, node, agentSocket)
+}
+
+// NodeDirIn is a node's state directory under stateDir.
+func NodeDirIn(stateDir, vc, node string) string {
+	return (&nodedir.Dir{Root: stateDir}).NodeDir(vc, node)
 }
 
 func (b *Backend) run(ctx context.Context, netns, name string, args ...string) ([]byte, error) {
@@ -229,8 +245,8 @@ func (b *Backend) agentEnv(spec vm.NodeSpec) []string {
 		"PATH":                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"MUSUBI_VC":           spec.VC,
 		"MUSUBI_NODE":         spec.Node,
-		"MUSUBI_AGENT_SOCKET": b.dir.SocketPath(spec.VC, spec.Node, agentSocket),
-		"MUSUBI_SPOOL":        b.dir.Path(spec.VC, spec.Node, "spool"),
+		"MUSUBI_AGENT_SOCKET": b.AgentSocket(spec.VC, spec.Node),
+		"MUSUBI_SPOOL":        b.dir.PublicPath(spec.VC, spec.Node, "spool"), // job users read their scripts there
 	}
 	for k, v := range spec.Agent.Env {
 		vars[k] = v
@@ -310,6 +326,12 @@ func (b *Backend) Remove(ctx context.Context, name string) error {
 	}
 	if err := b.dir.Remove(vc, node, agentSocket); err != nil {
 		return err
+	}
+	if err := os.Remove(b.AgentSocket(vc, node)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("vm: %s: %w", name, err)
+	}
+	if err := os.RemoveAll(b.dir.PublicPath(vc, node, "spool")); err != nil {
+		return fmt.Errorf("vm: %s: %w", name, err)
 	}
 	b.log.Info("node removed", "node", name)
 	return nil

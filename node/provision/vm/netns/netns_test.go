@@ -3,6 +3,7 @@ package netns_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -104,11 +105,21 @@ func TestEnsureCommands(t *testing.T) {
 	}
 	env := procs[0].Cmd.Env
 	for _, kv := range []string{"MUSUBI_VC=vc1", "MUSUBI_NODE=n0", "MUSUBI_ZK=10.0.0.1:2181",
-		"MUSUBI_AGENT_SOCKET=" + filepath.Join(filepath.Dir(procs[0].Cmd.Log), "agent.sock"),
-		"MUSUBI_SPOOL=" + filepath.Join(filepath.Dir(procs[0].Cmd.Log), "spool")} {
+		// Users of the node open it: in the 0711 public directory.
+		"MUSUBI_AGENT_SOCKET=" + filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(procs[0].Cmd.Log))), "pub", "vc1+n0-agent.sock"),
+		"MUSUBI_SPOOL=" + filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(procs[0].Cmd.Log))), "pub", "vc1+n0-spool")} {
 		if !slices.Contains(env, kv) {
 			t.Errorf("agent env %q lacks %s", env, kv)
 		}
+	}
+	pub := filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(procs[0].Cmd.Log))), "pub")
+	for _, p := range []string{filepath.Dir(pub), pub} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o711 {
+			t.Errorf("%s: %v, %v; want mode 0711 (traversable, not listable)", p, fi, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Dir(procs[0].Cmd.Log)); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("node directory: %v, %v; want 0700", fi, err)
 	}
 	if !strings.HasSuffix(procs[0].Cmd.Log, "/vc1/n0/agent.log") {
 		t.Errorf("agent log %q", procs[0].Cmd.Log)

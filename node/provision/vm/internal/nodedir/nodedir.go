@@ -73,6 +73,45 @@ func (d *Dir) NodeDir(vc, node string) string { return filepath.Join(d.Root, vc,
 // Path is a file of a node's directory.
 func (d *Dir) Path(vc, node, file string) string { return filepath.Join(d.Root, vc, node, file) }
 
+// PublicDir holds the sockets users of the nodes reach (PublicSocketPath):
+// mode 0711 like the root, so anyone can open a socket whose name they
+// know, and nobody can list them or read the nodes' directories (0700).
+const PublicDir = "pub"
+
+// PublicSocketPath is a unix socket of the node that its users open (the
+// agent's, for qsub): under Root/pub, named after the node, or a hash
+// when the path would not fit in sun_path. EnsurePublic makes the
+// directory.
+func (d *Dir) PublicSocketPath(vc, node, file string) string {
+	p := filepath.Join(d.Root, PublicDir, vc+"+"+node+"-"+file)
+	if len(p) <= 100 {
+		return p
+	}
+	sum := sha256.Sum256([]byte(vc + "/" + node + "/" + file))
+	return filepath.Join(d.Root, PublicDir, "s-"+hex.EncodeToString(sum[:8]))
+}
+
+// PublicPath is a file or directory of the node under Root/pub that its
+// users must reach by name (the agent's spool: job scripts run as their
+// users), "<vc>+<node>-<file>".
+func (d *Dir) PublicPath(vc, node, file string) string {
+	return filepath.Join(d.Root, PublicDir, vc+"+"+node+"-"+file)
+}
+
+// EnsurePublic makes Root and Root/pub traversable by everyone (0711):
+// the nodes' own directories stay 0700.
+func (d *Dir) EnsurePublic() error {
+	for _, p := range []string{d.Root, filepath.Join(d.Root, PublicDir)} {
+		if err := os.MkdirAll(p, 0o711); err != nil {
+			return fmt.Errorf("nodedir: %w", err)
+		}
+		if err := os.Chmod(p, 0o711); err != nil {
+			return fmt.Errorf("nodedir: %w", err)
+		}
+	}
+	return nil
+}
+
 // SocketPath is a unix socket of the node: in its directory when the path
 // fits the 107 bytes of sun_path, otherwise in the root under a hash.
 func (d *Dir) SocketPath(vc, node, file string) string {
