@@ -169,7 +169,9 @@ func (l *linePrefixer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-type multiWriter struct{ a, b interface{ Write([]byte) (int, error) } }
+type multiWriter struct {
+	a, b interface{ Write([]byte) (int, error) }
+}
 
 func multi(a, b interface{ Write([]byte) (int, error) }) *multiWriter { return &multiWriter{a, b} }
 
