@@ -42,6 +42,12 @@ func exampleDir(t *testing.T) string {
 
 func needDemo(t *testing.T) {
 	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the demo builds network namespaces: run as root")
+	}
+	if _, err := exec.LookPath("ovs-vswitchd"); err != nil {
+		t.Skip("Open vSwitch not installed (make deps: openvswitch-switch)")
+	}
 	if err := zktest.Available(); err != nil {
 		t.Skipf("ZooKeeper not installed (make deps): %v", err)
 	}
@@ -142,6 +148,13 @@ func assertNothingLeft(t *testing.T, tmp string) {
 			t.Errorf("process %d left behind: %s (cwd %s)", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}), cwd)
 		}
 	}
+	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(line); len(f) > 0 && (strings.HasPrefix(f[0], "mlocal-") || strings.HasPrefix(f[0], "musubi-demo+")) {
+				t.Errorf("namespace %s left behind", f[0])
+			}
+		}
+	}
 	ents, err := os.ReadDir(tmp)
 	if err != nil {
 		t.Fatal(err)
@@ -207,9 +220,10 @@ func directVina(t *testing.T, ex, dir, ligand string, exhaustiveness int) string
 }
 
 // TestLocalDemoScreening runs `musubi local demo` at a tiny size (2
-// ligands, exhaustiveness 1): three sites, an agent per site, the array job
-// submitted with qsub on site 3, the -hold_jid summary job ranking the
-// results. The ranking lists both ligands with the scores vina gives when
+// ligands, exhaustiveness 1): `local up` with three namespaced sites, a VC
+// reserved with a node at each, the array job submitted with qsub from
+// inside the node at site 3, the -hold_jid summary job ranking the
+// results, then cancel and `local down`. The ranking lists both ligands with the scores vina gives when
 // run by hand with the same inputs and seed, and the demo leaves nothing
 // behind.
 func TestLocalDemoScreening(t *testing.T) {
@@ -241,7 +255,20 @@ func TestLocalDemoScreening(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
 	}
-	for _, node := range []string{"site1-n1", "site2-n1", "site3-n1"} {
+	// A real federation: three namespaced sites, a VC with a node at
+	// each, the jobs submitted from inside the node at site 3.
+	for _, want := range []string{
+		"$ musubi local exec s1 -- musubi vc reserve demo --nodes 3 ",
+		"demo is ready",
+		"==> submitting from inside node node2 of site s3 (its network namespace musubi-demo+node2)",
+		"==> all nodes of demo removed ",
+		"==> taking the federation down (musubi local down)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, node := range []string{"node0", "node1", "node2"} {
 		if !regexp.MustCompile(`(?m)^` + node + ` +lx-amd64 `).MatchString(out) {
 			t.Errorf("qhost in the demo output does not list %s:\n%s", node, out)
 		}
@@ -253,8 +280,8 @@ func TestLocalDemoScreening(t *testing.T) {
 	got := map[string]rankRow{}
 	for _, r := range rows {
 		got[r.ligand] = r
-		if r.node != r.site+"-n1" || !regexp.MustCompile(`^site[123]$`).MatchString(r.site) {
-			t.Errorf("ranking row %+v: the node is not one of the demo's sites' nodes", r)
+		if want := map[string]string{"s1": "node0", "s2": "node1", "s3": "node2"}[r.site]; r.node != want {
+			t.Errorf("ranking row %+v: not a node of the demo's VC at its site", r)
 		}
 	}
 	if a, b := mustFloat(t, rows[0].score), mustFloat(t, rows[1].score); a > b {
@@ -291,7 +318,7 @@ func mustFloat(t *testing.T, s string) float64 {
 func TestLocalDemoInterrupt(t *testing.T) {
 	needDemo(t)
 	tmp := demoTmp(t)
-	cmd, stdout, stderr, done := startDemo(t, tmp, "--ligands", "8", "--exhaustiveness", "1")
+	cmd, stdout, stderr, done := startDemo(t, tmp, "--host-only", "--ligands", "8", "--exhaustiveness", "1")
 	deadline := time.Now().Add(3 * time.Minute)
 	for !strings.Contains(stdout.String(), "==> restarted server ") {
 		select {
@@ -335,8 +362,9 @@ func TestLocalDemoJobFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken := strings.Replace(string(script), "site=${HOSTNAME%%-*}\n",
-		"site=${HOSTNAME%%-*}\n[ \"$ligand\" != caffeine ] || { echo \"dock: broken on purpose\" >&2; exit 3; }\n", 1)
+	const line = "site=${MUSUBI_SITE:-${HOSTNAME%%-*}}\n"
+	broken := strings.Replace(string(script), line,
+		line+"[ \"$ligand\" != caffeine ] || { echo \"dock: broken on purpose\" >&2; exit 3; }\n", 1)
 	if broken == string(script) {
 		t.Fatal("dock.sh changed: cannot break it for caffeine")
 	}
@@ -344,7 +372,7 @@ func TestLocalDemoJobFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	tmp := demoTmp(t)
-	cmd := exec.Command(musubiBin, "local", "demo", "--example", ex, "--ligands", "2", "--exhaustiveness", "1", "--kill-leader=false")
+	cmd := exec.Command(musubiBin, "local", "demo", "--host-only", "--example", ex, "--ligands", "2", "--exhaustiveness", "1", "--kill-leader=false")
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
