@@ -236,7 +236,7 @@ func (d *localRun) fedDown(ctx context.Context) error {
 	}
 	if out, err := exec.CommandContext(ctx, "ip", "netns", "list").Output(); err == nil {
 		for _, line := range strings.Split(string(out), "\n") {
-			if f := strings.Fields(line); len(f) > 0 && (strings.HasPrefix(f[0], localfed.NetnsPrefix) || strings.HasPrefix(f[0], d.fed.NodeNetnsPrefix+demoVC+"+")) {
+			if f := strings.Fields(line); len(f) > 0 && (strings.HasPrefix(f[0], localfed.NetnsPrefix) || strings.HasPrefix(f[0], d.fed.NodeNetnsPrefix) && strings.Contains(f[0], "-"+demoVC+"+")) {
 				return fmt.Errorf("namespace %s left after local down", f[0])
 			}
 		}

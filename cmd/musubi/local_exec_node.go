@@ -67,7 +67,7 @@ func siteNodes(fed *localfed.State, s *localfed.Site, vc string) ([]localNode, e
 	for _, f := range files {
 		node := filepath.Base(filepath.Dir(f))
 		v := filepath.Base(filepath.Dir(filepath.Dir(f)))
-		out = append(out, localNode{VC: v, Node: node, Site: s.Name, Netns: fed.NodeNetnsPrefix + v + "+" + node,
+		out = append(out, localNode{VC: v, Node: node, Site: s.Name, Netns: fed.NodePrefix(*s) + v + "+" + node,
 			Socket: netns.AgentSocketIn(dir, v, node), Log: filepath.Join(netns.NodeDirIn(dir, v, node), "agent.log")})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].VC+"/"+out[i].Node < out[j].VC+"/"+out[j].Node })

@@ -157,6 +157,11 @@ type Provision struct {
 	ReadyOnConsole bool `json:"ready_on_console,omitempty"`
 	// Parallel bounds the nodes built at once (default 4).
 	Parallel int `json:"parallel,omitempty"`
+	// NodePrefix starts the names of the netns nodes' namespaces (default
+	// "musubi-"). Peers sharing a host (a one-machine federation) need
+	// different ones: each removes namespaces with its prefix that it did
+	// not make.
+	NodePrefix string `json:"node_prefix,omitempty"`
 }
 
 // TgtEndpoint is a tgtd's management socket and iSCSI portal.

@@ -147,6 +147,9 @@ func (c Config) Validate() error {
 				bad("provision.tgt.portal", "%q: %v", pr.Tgt.Portal, err)
 			}
 		}
+		if p := pr.NodePrefix; p != "" && (len(p) > 24 || strings.Trim(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != "") {
+			bad("provision.node_prefix", "%q: use at most 24 letters, digits, '-', '_' or '.'", p)
+		}
 		if pr.Parallel < 0 || pr.Parallel > 64 {
 			bad("provision.parallel", "%d: want 0 (default) to 64", pr.Parallel)
 		}

@@ -99,6 +99,12 @@ type Proc struct {
 	Start string   `json:"start,omitempty"`
 }
 
+// NodePrefix starts the namespaces of site s's netns nodes: the
+// federation's NodeNetnsPrefix and the site's name, so that no site's
+// provisioner takes another's nodes for its own leftovers (they share this
+// host's namespaces).
+func (st *State) NodePrefix(s Site) string { return st.NodeNetnsPrefix + s.Name + "-" }
+
 // StatePath is the state file of directory dir.
 func StatePath(dir string) string { return filepath.Join(dir, StateFile) }
 

@@ -396,6 +396,7 @@ func (u *upRun) configurePeer(s *Site) error {
 	// chosen backend, their state under the site's directory.
 	c.Provision.Enabled, c.Provision.Backend = true, u.st.Backend
 	c.Provision.StateDir = filepath.Join(s.Dir, "prov")
+	c.Provision.NodePrefix = u.st.NodePrefix(*s)
 	c.Log.Format = "text"
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("%w: the peer configuration of site %s: %w", ErrStep, s.Name, err)

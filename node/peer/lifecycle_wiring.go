@@ -70,6 +70,9 @@ type LifecycleOptions struct {
 	Accel string
 	// Parallel bounds the nodes built at once (default 4).
 	Parallel int
+	// NodePrefix starts netns nodes' namespace names (default
+	// netns.DefaultPrefix).
+	NodePrefix string
 }
 
 // TgtEndpoint is a tgtd: its management socket and its iSCSI portal.
@@ -89,7 +92,7 @@ func LifecycleOptionsFrom(cfg config.Config) LifecycleOptions {
 	o := LifecycleOptions{
 		StateDir: pr.StateDir, Backend: pr.Backend, ImagesDir: pr.ImagesDir, Subnet: pr.Subnet,
 		VolumeBackend: pr.VolumeBackend, VolumeGroup: pr.VolumeGroup, Agent: pr.Agent,
-		ReadyOnConsole: pr.ReadyOnConsole, Accel: pr.Accel, Parallel: pr.Parallel,
+		ReadyOnConsole: pr.ReadyOnConsole, Accel: pr.Accel, Parallel: pr.Parallel, NodePrefix: pr.NodePrefix,
 	}
 	if pr.Tgt.Socket != "" {
 		o.Tgt = map[string]TgtEndpoint{"": {Socket: pr.Tgt.Socket, Portal: pr.Tgt.Portal}}
@@ -147,7 +150,7 @@ func lifecycleConfig(ctx context.Context, env Env, o LifecycleOptions, relay *zk
 	switch o.Backend {
 	case netns.Kind:
 		backend, err = netns.New(netns.Config{StateDir: filepath.Join(o.StateDir, "nodes"), Ports: guard,
-			SwitchNetns: o.SwitchNetns, Ready: ready, Logger: log})
+			SwitchNetns: o.SwitchNetns, Prefix: o.NodePrefix, Ready: ready, Logger: log})
 	case qemu.Kind:
 		qc := qemu.Config{StateDir: filepath.Join(o.StateDir, "q"), Ports: guard, SwitchNetns: o.SwitchNetns,
 			Accel: o.Accel, LogDir: filepath.Join(o.StateDir, "logs"), Logger: log}

@@ -150,7 +150,7 @@ func assertNothingLeft(t *testing.T, tmp string) {
 	}
 	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
 		for _, line := range strings.Split(string(out), "\n") {
-			if f := strings.Fields(line); len(f) > 0 && (strings.HasPrefix(f[0], "mlocal-") || strings.HasPrefix(f[0], "musubi-demo+")) {
+			if f := strings.Fields(line); len(f) > 0 && (strings.HasPrefix(f[0], "mlocal-") || strings.HasPrefix(f[0], "musubi-s") && strings.Contains(f[0], "-demo+")) {
 				t.Errorf("namespace %s left behind", f[0])
 			}
 		}
@@ -260,7 +260,7 @@ func TestLocalDemoScreening(t *testing.T) {
 	for _, want := range []string{
 		"$ musubi local exec s1 -- musubi vc reserve demo --nodes 3 ",
 		"demo is ready",
-		"==> submitting from inside node node2 of site s3 (its network namespace musubi-demo+node2)",
+		"==> submitting from inside node node2 of site s3 (its network namespace musubi-s3-demo+node2)",
 		"==> all nodes of demo removed ",
 		"==> taking the federation down (musubi local down)",
 	} {

@@ -196,7 +196,7 @@ func (d *Dir) Nodes() ([][2]string, error) {
 	}
 	var out [][2]string
 	for _, v := range vcs {
-		if !v.IsDir() {
+		if !v.IsDir() || v.Name() == PublicDir {
 			continue
 		}
 		nodes, err := os.ReadDir(filepath.Join(d.Root, v.Name()))

@@ -96,3 +96,25 @@ func TestLockSerialises(t *testing.T) {
 		t.Fatalf("%d locks kept", len(d.locks))
 	}
 }
+
+// The public directory (agents' sockets and spools) is not a VC: Nodes
+// never reports what is in it, even directories.
+func TestNodesSkipsPublic(t *testing.T) {
+	d, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.EnsurePublic(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Create("vc1", "n0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(d.PublicPath("vc1", "n0", "spool"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := d.Nodes()
+	if err != nil || len(nodes) != 1 || nodes[0] != [2]string{"vc1", "n0"} {
+		t.Fatalf("Nodes() = %v, %v; want only vc1/n0", nodes, err)
+	}
+}
