@@ -112,7 +112,7 @@ func (d *localRun) federated(ctx context.Context) error {
 func (d *localRun) fedSummary() string {
 	var b strings.Builder
 	for _, s := range d.fed.Sites {
-		fmt.Fprintf(&b, "\n      %s: namespace %s, ZooKeeper, OVS, tgtd and peer; web UI and API http://%s", s.Name, s.Netns, s.API)
+		fmt.Fprintf(&b, "\n      %s: namespace %s, ZooKeeper, OVS, tgtd and peer; web UI and API %s", s.Name, s.Netns, s.API)
 	}
 	fmt.Fprintf(&b, "\n      admin token: %s", d.fed.TokenFile)
 	return b.String()
