@@ -502,8 +502,50 @@ func (st *site) killReconciler() {
 
 func (st *site) stop() {
 	st.killReconciler()
+	st.removeAll()
 	if st.overlayStop != nil {
 		st.overlayStop()
+	}
+}
+
+// removeAll removes whatever nodes and attachments the site still has (a
+// test that failed before its VCs ended): no guest, agent or
+// qemu-storage-daemon may outlive the test.
+func (st *site) removeAll() {
+	t := st.fed.t
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st.mu.Lock()
+	backends := []vm.Backend{st.nodes}
+	if st.qemu != nil {
+		backends = append(backends, st.qemu)
+	}
+	att := st.att
+	st.mu.Unlock()
+	for _, b := range backends {
+		nodes, err := b.List(ctx)
+		if err != nil {
+			t.Errorf("%s: list %s nodes: %v", st.name, b.Kind(), err)
+			continue
+		}
+		for _, n := range nodes {
+			if err := b.Remove(ctx, n.Name); err != nil {
+				t.Errorf("%s: remove %s: %v", st.name, n.Name, err)
+			}
+		}
+	}
+	if att == nil {
+		return
+	}
+	ats, err := att.List(ctx)
+	if err != nil {
+		t.Errorf("%s: list attachments: %v", st.name, err)
+		return
+	}
+	for _, a := range ats {
+		if err := att.Remove(ctx, a.Name); err != nil {
+			t.Errorf("%s: remove attachment %s: %v", st.name, a.Name, err)
+		}
 	}
 }
 
