@@ -89,20 +89,10 @@ func runAccountAdd(ctx context.Context, env *cliEnv, args []string) int {
 	if err := a.Normalize(); err != nil {
 		return fail(env, cmd, err, "")
 	}
-	c, err := o.client()
-	if err != nil {
-		return fail(env, cmd, err, "")
-	}
-	defer c.Close()
-	v, err := c.AddAccount(ctx, a)
-	if err != nil {
-		return apiFail(env, cmd, o, err)
-	}
-	if o.json() {
-		return writeJSON(env.stdout, v)
-	}
-	fmt.Fprintf(env.stdout, "Added %s (uid %d, gid %d, %d SSH keys).\n", v.User, v.UID, v.GID, len(v.SSHKeys))
-	return exitOK
+	return callAPI(env, cmd, o, func(c *api.Client) (api.AccountView, error) { return c.AddAccount(ctx, a) }, func(v api.AccountView) int {
+		fmt.Fprintf(env.stdout, "Added %s (uid %d, gid %d, %d SSH keys).\n", v.User, v.UID, v.GID, len(v.SSHKeys))
+		return exitOK
+	})
 }
 
 const accountDelSynopsis = `account del USER [flags]

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/musubi-fabric/musubi/node"
+	"github.com/musubi-fabric/musubi/node/api"
 )
 
 // `musubi site list` joins the `site` command (its init|join|leave|status
@@ -28,20 +29,10 @@ func runSiteList(ctx context.Context, env *cliEnv, args []string) int {
 	if fs.NArg() > 0 {
 		return usageFail(env, "site list", "unexpected argument %q", fs.Arg(0))
 	}
-	c, err := o.client()
-	if err != nil {
-		return fail(env, "site list", err, "")
-	}
-	defer c.Close()
-	sites, err := c.Sites(ctx)
-	if err != nil {
-		return apiFail(env, "site list", o, err)
-	}
-	if o.json() {
-		return writeJSON(env.stdout, sites)
-	}
-	if err := (node.FederationStatus{Sites: sites.Sites}).WriteTable(env.stdout, "GATEWAY", func(s node.SiteStatus) string { return orDash(s.Gateway) }); err != nil {
-		return exitFailure
-	}
-	return exitOK
+	return callAPI(env, "site list", o, func(c *api.Client) (api.Sites, error) { return c.Sites(ctx) }, func(sites api.Sites) int {
+		if err := (node.FederationStatus{Sites: sites.Sites}).WriteTable(env.stdout, "GATEWAY", func(s node.SiteStatus) string { return orDash(s.Gateway) }); err != nil {
+			return exitFailure
+		}
+		return exitOK
+	})
 }

@@ -64,6 +64,25 @@ func addAPIFlags(fs *flag.FlagSet, env *cliEnv) *apiOpts {
 	return o
 }
 
+// callAPI runs command cmd's one API call: it opens o's client, calls
+// call, reports a failure the commands' way, prints the result as JSON
+// with --output json, and otherwise hands it to show.
+func callAPI[T any](env *cliEnv, cmd string, o *apiOpts, call func(*api.Client) (T, error), show func(T) int) int {
+	c, err := o.client()
+	if err != nil {
+		return fail(env, cmd, err, "")
+	}
+	defer c.Close()
+	v, err := call(c)
+	if err != nil {
+		return apiFail(env, cmd, o, err)
+	}
+	if o.json() {
+		return writeJSON(env.stdout, v)
+	}
+	return show(v)
+}
+
 // client checks the options and returns an API client.
 func (o *apiOpts) client() (*api.Client, error) {
 	if o.output != "table" && o.output != "json" {
@@ -158,41 +177,31 @@ func runStatus(ctx context.Context, env *cliEnv, args []string) int {
 	if fs.NArg() > 0 {
 		return usageFail(env, "status", "unexpected argument %q", fs.Arg(0))
 	}
-	c, err := o.client()
-	if err != nil {
-		return fail(env, "status", err, "")
-	}
-	defer c.Close()
-	st, err := c.Status(ctx)
-	if err != nil {
-		return apiFail(env, "status", o, err)
-	}
-	if o.json() {
-		return writeJSON(env.stdout, st)
-	}
-	ready := "ready"
-	if !st.Peer.Ready {
-		ready = "NOT READY: " + strings.Join(st.Peer.Problems, "; ")
-	}
-	fmt.Fprintf(env.stdout, "Peer:   %s (musubi %s), %s\n", st.Peer.Site, st.Peer.Version, ready)
-	live := 0
-	for _, s := range st.Federation.Sites {
-		if s.Live {
-			live++
+	return callAPI(env, "status", o, func(c *api.Client) (api.Status, error) { return c.Status(ctx) }, func(st api.Status) int {
+		ready := "ready"
+		if !st.Peer.Ready {
+			ready = "NOT READY: " + strings.Join(st.Peer.Problems, "; ")
 		}
-	}
-	fmt.Fprintf(env.stdout, "Sites:  %d of %d live\n", live, len(st.Federation.Sites))
-	phases := make([]string, 0, len(st.VCs))
-	for p, n := range st.VCs {
-		phases = append(phases, fmt.Sprintf("%d %s", n, p))
-	}
-	sort.Strings(phases)
-	if len(phases) == 0 {
-		phases = []string{"none"}
-	}
-	fmt.Fprintf(env.stdout, "VCs:    %s\n\n", strings.Join(phases, ", "))
-	if err := st.Federation.WriteTable(env.stdout, "", nil); err != nil {
-		return exitFailure
-	}
-	return exitOK
+		fmt.Fprintf(env.stdout, "Peer:   %s (musubi %s), %s\n", st.Peer.Site, st.Peer.Version, ready)
+		live := 0
+		for _, s := range st.Federation.Sites {
+			if s.Live {
+				live++
+			}
+		}
+		fmt.Fprintf(env.stdout, "Sites:  %d of %d live\n", live, len(st.Federation.Sites))
+		phases := make([]string, 0, len(st.VCs))
+		for p, n := range st.VCs {
+			phases = append(phases, fmt.Sprintf("%d %s", n, p))
+		}
+		sort.Strings(phases)
+		if len(phases) == 0 {
+			phases = []string{"none"}
+		}
+		fmt.Fprintf(env.stdout, "VCs:    %s\n\n", strings.Join(phases, ", "))
+		if err := st.Federation.WriteTable(env.stdout, "", nil); err != nil {
+			return exitFailure
+		}
+		return exitOK
+	})
 }

@@ -28,36 +28,26 @@ func runTopology(ctx context.Context, env *cliEnv, args []string) int {
 	if fs.NArg() > 0 {
 		return usageFail(env, "topology", "unexpected argument %q", fs.Arg(0))
 	}
-	c, err := o.client()
-	if err != nil {
-		return fail(env, "topology", err, "")
-	}
-	defer c.Close()
-	topo, err := c.Topology(ctx)
-	if err != nil {
-		return apiFail(env, "topology", o, err)
-	}
-	if o.json() {
-		return writeJSON(env.stdout, topo)
-	}
-	w := table(env.stdout)
-	fmt.Fprintln(w, "SITE\tSTATE\tGATEWAY")
-	for _, s := range topo.Sites {
-		state := "down"
-		if s.Live {
-			state = "live"
+	return callAPI(env, "topology", o, func(c *api.Client) (api.Topology, error) { return c.Topology(ctx) }, func(topo api.Topology) int {
+		w := table(env.stdout)
+		fmt.Fprintln(w, "SITE\tSTATE\tGATEWAY")
+		for _, s := range topo.Sites {
+			state := "down"
+			if s.Live {
+				state = "live"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\n", s.Name, state, orDash(s.Gateway))
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\n", s.Name, state, orDash(s.Gateway))
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "LINK\tSTATE\tCOST\tSOURCE\tUPDATED")
-	for _, l := range topo.Links {
-		fmt.Fprintf(w, "%s~%s\t%s\t%s\t%s\t%s\n", l.A, l.B, linkState(l), fmtCost(l.CostUS), linkSource(l), fmtTime(l.Updated))
-	}
-	if err := w.Flush(); err != nil {
-		return exitFailure
-	}
-	return exitOK
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "LINK\tSTATE\tCOST\tSOURCE\tUPDATED")
+		for _, l := range topo.Links {
+			fmt.Fprintf(w, "%s~%s\t%s\t%s\t%s\t%s\n", l.A, l.B, linkState(l), fmtCost(l.CostUS), linkSource(l), fmtTime(l.Updated))
+		}
+		if err := w.Flush(); err != nil {
+			return exitFailure
+		}
+		return exitOK
+	})
 }
 
 func linkState(l api.Link) string {

@@ -435,20 +435,10 @@ func runVCShow(ctx context.Context, env *cliEnv, args []string) int {
 	if stop {
 		return code
 	}
-	c, err := o.client()
-	if err != nil {
-		return fail(env, cmd, err, "")
-	}
-	defer c.Close()
-	v, err := c.VC(ctx, name)
-	if err != nil {
-		return apiFail(env, cmd, o, err)
-	}
-	if o.json() {
-		return writeJSON(env.stdout, v)
-	}
-	writeVC(env.stdout, v)
-	return exitOK
+	return callAPI(env, cmd, o, func(c *api.Client) (api.VC, error) { return c.VC(ctx, name) }, func(v api.VC) int {
+		writeVC(env.stdout, v)
+		return exitOK
+	})
 }
 
 func writeVC(out io.Writer, v api.VC) {
@@ -514,20 +504,10 @@ func runVCCancel(ctx context.Context, env *cliEnv, args []string) int {
 	if stop {
 		return code
 	}
-	c, err := o.client()
-	if err != nil {
-		return fail(env, cmd, err, "")
-	}
-	defer c.Close()
-	v, err := c.Cancel(ctx, name)
-	if err != nil {
-		return apiFail(env, cmd, o, err)
-	}
-	if o.json() {
-		return writeJSON(env.stdout, v)
-	}
-	fmt.Fprintf(env.stdout, "Cancelled %s.\n", v.VC)
-	return exitOK
+	return callAPI(env, cmd, o, func(c *api.Client) (api.VC, error) { return c.Cancel(ctx, name) }, func(v api.VC) int {
+		fmt.Fprintf(env.stdout, "Cancelled %s.\n", v.VC)
+		return exitOK
+	})
 }
 
 const vcReleaseSynopsis = `vc release NAME [--at TIME] [flags]
@@ -550,20 +530,10 @@ func runVCRelease(ctx context.Context, env *cliEnv, args []string) int {
 	if err != nil {
 		return usageFail(env, cmd, "--at %v", err)
 	}
-	c, err := o.client()
-	if err != nil {
-		return fail(env, cmd, err, "")
-	}
-	defer c.Close()
-	v, err := c.Release(ctx, name, when)
-	if err != nil {
-		return apiFail(env, cmd, o, err)
-	}
-	if o.json() {
-		return writeJSON(env.stdout, v)
-	}
-	fmt.Fprintf(env.stdout, "%s now ends %s (state %s).\n", v.VC, fmtTime(v.Window.End), v.State)
-	return exitOK
+	return callAPI(env, cmd, o, func(c *api.Client) (api.VC, error) { return c.Release(ctx, name, when) }, func(v api.VC) int {
+		fmt.Fprintf(env.stdout, "%s now ends %s (state %s).\n", v.VC, fmtTime(v.Window.End), v.State)
+		return exitOK
+	})
 }
 
 const vcNodesSynopsis = `vc nodes NAME [flags]
@@ -581,31 +551,21 @@ func runVCNodes(ctx context.Context, env *cliEnv, args []string) int {
 	if stop {
 		return code
 	}
-	c, err := o.client()
-	if err != nil {
-		return fail(env, cmd, err, "")
-	}
-	defer c.Close()
-	ns, err := c.Nodes(ctx, name)
-	if err != nil {
-		return apiFail(env, cmd, o, err)
-	}
-	if o.json() {
-		return writeJSON(env.stdout, ns)
-	}
-	w := table(env.stdout)
-	fmt.Fprintln(w, "NODE\tROLE\tHOST\tSITE\tADDRESS\tSTATE")
-	for _, n := range ns.Nodes {
-		role := "compute"
-		if n.Frontend {
-			role = "frontend"
+	return callAPI(env, cmd, o, func(c *api.Client) (api.Nodes, error) { return c.Nodes(ctx, name) }, func(ns api.Nodes) int {
+		w := table(env.stdout)
+		fmt.Fprintln(w, "NODE\tROLE\tHOST\tSITE\tADDRESS\tSTATE")
+		for _, n := range ns.Nodes {
+			role := "compute"
+			if n.Frontend {
+				role = "frontend"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, role, orDash(n.Host), orDash(n.Site), orDash(n.IP), n.State)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, role, orDash(n.Host), orDash(n.Site), orDash(n.IP), n.State)
-	}
-	if err := w.Flush(); err != nil {
-		return exitFailure
-	}
-	return exitOK
+		if err := w.Flush(); err != nil {
+			return exitFailure
+		}
+		return exitOK
+	})
 }
 
 const vcJobsSynopsis = `vc jobs NAME [flags]
@@ -623,31 +583,21 @@ func runVCJobs(ctx context.Context, env *cliEnv, args []string) int {
 	if stop {
 		return code
 	}
-	c, err := o.client()
-	if err != nil {
-		return fail(env, cmd, err, "")
-	}
-	defer c.Close()
-	js, err := c.Jobs(ctx, name)
-	if err != nil {
-		return apiFail(env, cmd, o, err)
-	}
-	if o.json() {
-		return writeJSON(env.stdout, js)
-	}
-	if len(js.Jobs) == 0 {
-		fmt.Fprintf(env.stdout, "No active jobs in %s.\n", js.VC)
+	return callAPI(env, cmd, o, func(c *api.Client) (api.Jobs, error) { return c.Jobs(ctx, name) }, func(js api.Jobs) int {
+		if len(js.Jobs) == 0 {
+			fmt.Fprintf(env.stdout, "No active jobs in %s.\n", js.VC)
+			return exitOK
+		}
+		w := table(env.stdout)
+		fmt.Fprintln(w, "JOB\tNAME\tOWNER\tSTATE\tSLOTS\tTASKS\tHOSTS\tSUBMITTED")
+		for _, j := range js.Jobs {
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", j.ID, j.Name, j.Owner, j.State, j.Slots, orDash(j.Tasks), orDash(strings.Join(j.Hosts, ",")), fmtTime(j.Submitted))
+		}
+		if err := w.Flush(); err != nil {
+			return exitFailure
+		}
 		return exitOK
-	}
-	w := table(env.stdout)
-	fmt.Fprintln(w, "JOB\tNAME\tOWNER\tSTATE\tSLOTS\tTASKS\tHOSTS\tSUBMITTED")
-	for _, j := range js.Jobs {
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", j.ID, j.Name, j.Owner, j.State, j.Slots, orDash(j.Tasks), orDash(strings.Join(j.Hosts, ",")), fmtTime(j.Submitted))
-	}
-	if err := w.Flush(); err != nil {
-		return exitFailure
-	}
-	return exitOK
+	})
 }
 
 const vcSSHSynopsis = `vc ssh NAME [--node NODE] [--user USER] [-- COMMAND...]
