@@ -274,6 +274,26 @@ func (s *Server) listVCs(w http.ResponseWriter, r *http.Request, p Principal) {
 }
 
 // lookup reads a VC's reservation, answering 400/404/503 itself.
+// lookupAllowed is the store and the reservation the request names, when
+// p is allowed (allowed(p, vc, owner)); otherwise it answers 403 with
+// what(rec) as the refused action, and ok is false.
+func (s *Server) lookupAllowed(w http.ResponseWriter, r *http.Request, p Principal,
+	allowed func(p Principal, vc, owner string) bool, what func(reserve.Record) string) (coord.Store, reserve.Record, bool) {
+	st, ok := s.store(w)
+	if !ok {
+		return nil, reserve.Record{}, false
+	}
+	rec, ok := s.lookup(w, r, st)
+	if !ok {
+		return nil, rec, false
+	}
+	if !allowed(p, rec.VC, rec.Owner) {
+		forbidden(w, p, what(rec))
+		return nil, rec, false
+	}
+	return st, rec, true
+}
+
 func (s *Server) lookup(w http.ResponseWriter, r *http.Request, st coord.Store) (reserve.Record, bool) {
 	vc := r.PathValue("vc")
 	if coord.ValidName(vc) != nil {
@@ -299,16 +319,8 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request, st coord.Store) 
 }
 
 func (s *Server) getVC(w http.ResponseWriter, r *http.Request, p Principal) {
-	st, ok := s.store(w)
+	st, rec, ok := s.lookupAllowed(w, r, p, Principal.canSeeVC, func(rec reserve.Record) string { return "read VC "+rec.VC })
 	if !ok {
-		return
-	}
-	rec, ok := s.lookup(w, r, st)
-	if !ok {
-		return
-	}
-	if !p.canSeeVC(rec.VC, rec.Owner) {
-		forbidden(w, p, "read VC "+rec.VC)
 		return
 	}
 	v, err := s.view(r.Context(), st, rec)
@@ -401,16 +413,8 @@ func (s *Server) reserveVC(w http.ResponseWriter, r *http.Request, p Principal) 
 }
 
 func (s *Server) cancelVC(w http.ResponseWriter, r *http.Request, p Principal) {
-	st, ok := s.store(w)
+	st, rec, ok := s.lookupAllowed(w, r, p, Principal.canModifyVC, func(rec reserve.Record) string { return "cancel VC "+rec.VC+" (owned by "+ownerName(rec.Owner)+")" })
 	if !ok {
-		return
-	}
-	rec, ok := s.lookup(w, r, st)
-	if !ok {
-		return
-	}
-	if !p.canModifyVC(rec.VC, rec.Owner) {
-		forbidden(w, p, "cancel VC "+rec.VC+" (owned by "+ownerName(rec.Owner)+")")
 		return
 	}
 	was := rec.State
@@ -443,16 +447,8 @@ func ownerName(o string) string {
 }
 
 func (s *Server) releaseVC(w http.ResponseWriter, r *http.Request, p Principal) {
-	st, ok := s.store(w)
+	st, rec, ok := s.lookupAllowed(w, r, p, Principal.canModifyVC, func(rec reserve.Record) string { return "release VC "+rec.VC+" (owned by "+ownerName(rec.Owner)+")" })
 	if !ok {
-		return
-	}
-	rec, ok := s.lookup(w, r, st)
-	if !ok {
-		return
-	}
-	if !p.canModifyVC(rec.VC, rec.Owner) {
-		forbidden(w, p, "release VC "+rec.VC+" (owned by "+ownerName(rec.Owner)+")")
 		return
 	}
 	var req ReleaseRequest
@@ -489,16 +485,8 @@ func (s *Server) releaseVC(w http.ResponseWriter, r *http.Request, p Principal) 
 }
 
 func (s *Server) getNodes(w http.ResponseWriter, r *http.Request, p Principal) {
-	st, ok := s.store(w)
+	st, rec, ok := s.lookupAllowed(w, r, p, Principal.canSeeVCDetail, func(rec reserve.Record) string { return "see the nodes of VC "+rec.VC })
 	if !ok {
-		return
-	}
-	rec, ok := s.lookup(w, r, st)
-	if !ok {
-		return
-	}
-	if !p.canSeeVCDetail(rec.VC, rec.Owner) {
-		forbidden(w, p, "see the nodes of VC "+rec.VC)
 		return
 	}
 	nodes, err := nodesOf(r.Context(), st, rec)
@@ -513,16 +501,8 @@ func (s *Server) getNodes(w http.ResponseWriter, r *http.Request, p Principal) {
 }
 
 func (s *Server) getJobs(w http.ResponseWriter, r *http.Request, p Principal) {
-	st, ok := s.store(w)
+	st, rec, ok := s.lookupAllowed(w, r, p, Principal.canSeeVCDetail, func(rec reserve.Record) string { return "see the jobs of VC "+rec.VC })
 	if !ok {
-		return
-	}
-	rec, ok := s.lookup(w, r, st)
-	if !ok {
-		return
-	}
-	if !p.canSeeVCDetail(rec.VC, rec.Owner) {
-		forbidden(w, p, "see the jobs of VC "+rec.VC)
 		return
 	}
 	jobs, err := jobsOf(r.Context(), st, rec.VC)
