@@ -319,7 +319,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request, st coord.Store) 
 }
 
 func (s *Server) getVC(w http.ResponseWriter, r *http.Request, p Principal) {
-	st, rec, ok := s.lookupAllowed(w, r, p, Principal.canSeeVC, func(rec reserve.Record) string { return "read VC "+rec.VC })
+	st, rec, ok := s.lookupAllowed(w, r, p, Principal.canSeeVC, func(rec reserve.Record) string { return "read VC " + rec.VC })
 	if !ok {
 		return
 	}
@@ -413,7 +413,9 @@ func (s *Server) reserveVC(w http.ResponseWriter, r *http.Request, p Principal) 
 }
 
 func (s *Server) cancelVC(w http.ResponseWriter, r *http.Request, p Principal) {
-	st, rec, ok := s.lookupAllowed(w, r, p, Principal.canModifyVC, func(rec reserve.Record) string { return "cancel VC "+rec.VC+" (owned by "+ownerName(rec.Owner)+")" })
+	st, rec, ok := s.lookupAllowed(w, r, p, Principal.canModifyVC, func(rec reserve.Record) string {
+		return "cancel VC " + rec.VC + " (owned by " + ownerName(rec.Owner) + ")"
+	})
 	if !ok {
 		return
 	}
@@ -447,7 +449,9 @@ func ownerName(o string) string {
 }
 
 func (s *Server) releaseVC(w http.ResponseWriter, r *http.Request, p Principal) {
-	st, rec, ok := s.lookupAllowed(w, r, p, Principal.canModifyVC, func(rec reserve.Record) string { return "release VC "+rec.VC+" (owned by "+ownerName(rec.Owner)+")" })
+	st, rec, ok := s.lookupAllowed(w, r, p, Principal.canModifyVC, func(rec reserve.Record) string {
+		return "release VC " + rec.VC + " (owned by " + ownerName(rec.Owner) + ")"
+	})
 	if !ok {
 		return
 	}
@@ -485,7 +489,7 @@ func (s *Server) releaseVC(w http.ResponseWriter, r *http.Request, p Principal) 
 }
 
 func (s *Server) getNodes(w http.ResponseWriter, r *http.Request, p Principal) {
-	st, rec, ok := s.lookupAllowed(w, r, p, Principal.canSeeVCDetail, func(rec reserve.Record) string { return "see the nodes of VC "+rec.VC })
+	st, rec, ok := s.lookupAllowed(w, r, p, Principal.canSeeVCDetail, func(rec reserve.Record) string { return "see the nodes of VC " + rec.VC })
 	if !ok {
 		return
 	}
@@ -501,7 +505,7 @@ func (s *Server) getNodes(w http.ResponseWriter, r *http.Request, p Principal) {
 }
 
 func (s *Server) getJobs(w http.ResponseWriter, r *http.Request, p Principal) {
-	st, rec, ok := s.lookupAllowed(w, r, p, Principal.canSeeVCDetail, func(rec reserve.Record) string { return "see the jobs of VC "+rec.VC })
+	st, rec, ok := s.lookupAllowed(w, r, p, Principal.canSeeVCDetail, func(rec reserve.Record) string { return "see the jobs of VC " + rec.VC })
 	if !ok {
 		return
 	}
