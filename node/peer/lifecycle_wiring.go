@@ -207,11 +207,7 @@ func lifecycleConfig(ctx context.Context, env Env, o LifecycleOptions, relay *zk
 		if err != nil {
 			return lifecycle.Config{}, fmt.Errorf("lifecycle: the relay pipe of guests: %w", err)
 		}
-		var socks []string
-		for _, a := range relay.Addrs() {
-			socks = append(socks, strings.TrimPrefix(a, "unix:"))
-		}
-		gc = &lifecycle.GuestControl{Sockets: socks, Pipe: []string{exe, "relay-pipe"}, Env: map[string]string{"MUSUBI_ROOT": cfg.Chroot()}}
+		gc = &lifecycle.GuestControl{Sockets: relay.Sockets(), Pipe: []string{exe, "relay-pipe"}, Env: map[string]string{"MUSUBI_ROOT": cfg.Chroot()}}
 	}
 	return lifecycle.Config{
 		Site: cfg.Site, Store: env.Store, Backends: backends, Volumes: volumes, Attacher: att, GuestControl: gc,

@@ -102,6 +102,9 @@ func (r *Relay) Addrs() []string {
 	return out
 }
 
+// Sockets are the sockets' paths, in Servers order (for QEMU's forwards).
+func (r *Relay) Sockets() []string { return append([]string(nil), r.socks...) }
+
 // Run serves every socket until ctx ends, then closes the listeners and
 // every relayed connection, removes the sockets and returns once all its
 // goroutines have ended. ready, if not nil, is called once every socket

@@ -159,7 +159,7 @@ func (fed *federation) directBuild(ctx context.Context, kind string, n int) time
 			// reconciler sets it up (lifecycle.GuestControl).
 			spec.Control = &vm.Control{Pipe: []string{fed.musubi, "relay-pipe"}}
 			var zk []string
-			for j, sock := range st.relaySockets() {
+			for j, sock := range st.relay.Sockets() {
 				g := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 2, byte(100 + j)}), 2181)
 				spec.Control.Forwards = append(spec.Control.Forwards, vm.Forward{Guest: g, Socket: sock})
 				zk = append(zk, g.String())

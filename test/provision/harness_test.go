@@ -351,7 +351,7 @@ func (st *site) config() lifecycle.Config {
 			}
 			return a
 		},
-		GuestControl: &lifecycle.GuestControl{Sockets: st.relaySockets(), Pipe: []string{st.fed.musubi, "relay-pipe"},
+		GuestControl: &lifecycle.GuestControl{Sockets: st.relay.Sockets(), Pipe: []string{st.fed.musubi, "relay-pipe"},
 			Env: map[string]string{"MUSUBI_ROOT": root, "MUSUBI_SESSION_TIMEOUT": "10s"}},
 		StateDir: filepath.Join(st.dir, "lifecycle"), Parallel: 8,
 		RetryMin: 500 * time.Millisecond, RetryMax: 4 * time.Second,
@@ -426,15 +426,6 @@ func (st *site) agentEnv() map[string]string {
 		"MUSUBI_AGENT_BIN": st.fed.musubi, "MUSUBI_ZK": strings.Join(st.relay.Addrs(), ","),
 		"MUSUBI_ROOT": root, "MUSUBI_SLOTS": "2", "MUSUBI_SESSION_TIMEOUT": "6s",
 	}
-}
-
-// relaySockets are the relay's socket paths.
-func (st *site) relaySockets() []string {
-	var out []string
-	for _, a := range st.relay.Addrs() {
-		out = append(out, strings.TrimPrefix(a, "unix:"))
-	}
-	return out
 }
 
 // startRelay serves the site's ZooKeeper relay for its nodes' agents
